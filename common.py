@@ -1,0 +1,303 @@
+"""
+Small shared module for the hardneg scripts: the prompt format, JSONL I/O with
+errors that name file:line:field, atomic writes, model/tokenizer loading
+(hub id, local dir, config-only dir = random init, or the embedded "toy" default),
+checkpoint save/load, torchrun/DDP setup, the LR schedule and the one masking
+convention used everywhere (labels == -100 means "no loss here").
+"""
+import json
+import math
+import os
+import shutil
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parent
+TOY_DIR = REPO / "data" / "toy"
+IGNORE = -100  # the one masking convention: targets equal to IGNORE carry no loss / no log-prob
+
+# -----------------------------------------------------------------------------
+# prompt format (MetaMathQA-like, kept short so the toy model wastes no tokens on it)
+
+def format_prompt(question):
+    return f"Question: {question.strip()}\nAnswer:"
+
+def format_response(solution):
+    # the response starts with a space so that prompt + response reads naturally;
+    # EOS is appended as a token id by encode_pair, not as text
+    return " " + solution.strip()
+
+# -----------------------------------------------------------------------------
+# JSONL I/O
+
+class DataError(ValueError):
+    """Bad input file: the message names file, line and field."""
+
+def read_jsonl(path, required=(), types=None):
+    """Read a JSONL file into a list of dicts. Every record must be a JSON object holding
+    the `required` fields (non-null); `types` maps field -> type or tuple of types.
+    Raises DataError('file:line: ...') on the first bad line."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    types = types or {}
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(rec, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+            for k in required:
+                if rec.get(k) is None:
+                    raise DataError(f"{path}:{lineno}: missing field '{k}'")
+            for k, t in types.items():
+                if k in rec and rec[k] is not None and not isinstance(rec[k], t):
+                    tn = t.__name__ if isinstance(t, type) else "/".join(x.__name__ for x in t)
+                    raise DataError(f"{path}:{lineno}: field '{k}' must be {tn}, got {type(rec[k]).__name__}")
+            rec["_line"] = lineno  # kept for later error messages; stripped on write
+            out.append(rec)
+    return out
+
+def _clean(rec):
+    return {k: v for k, v in rec.items() if not k.startswith("_")}
+
+def write_jsonl(path, records):
+    """Write records atomically: a crash mid-write never leaves a half file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(_clean(r), ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+def write_json(path, obj):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+def read_jsonl_tolerant(path):
+    """For resumable appenders: read the complete lines of a JSONL file that may end in a
+    partial line (a killed run). Returns (records, n_good_bytes) so the caller can
+    truncate the torn tail before appending again."""
+    path = Path(path)
+    recs, good = [], 0
+    if not path.exists():
+        return recs, 0
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                break  # torn last line from a killed writer
+            try:
+                recs.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+            good += len(line)
+    return recs, good
+
+# -----------------------------------------------------------------------------
+# tokenizer / model loading
+
+def resolve_model(name):
+    """'toy' -> the tokenizer dir of the embedded toy world; anything else is passed through
+    (a hub id like Qwen/Qwen2.5-1.5B or a local directory)."""
+    return str(TOY_DIR / "tokenizer") if name == "toy" else name
+
+def load_tokenizer(name):
+    from transformers import AutoTokenizer
+    path = resolve_model(name)
+    if name == "toy" and not Path(path).exists():
+        raise SystemExit("toy tokenizer missing: run `python data/toy/prepare.py` first")
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.eos_token_id is None:
+        raise SystemExit(f"{path}: tokenizer has no eos token")
+    if tok.pad_token_id is None:  # Qwen base models pad with <|endoftext|> == eos; we never rely on pad for masking
+        tok.pad_token = tok.eos_token
+    return tok
+
+def toy_config(vocab_size, eos_id):
+    """The embedded default: a tiny Qwen2 (same architecture class as Qwen2.5-1.5B, ~1.8M params)."""
+    from transformers import Qwen2Config
+    return Qwen2Config(vocab_size=vocab_size, hidden_size=192, intermediate_size=512, num_hidden_layers=4,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                       tie_word_embeddings=True, rope_theta=10000.0, rms_norm_eps=1e-6,
+                       bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id)
+
+def has_weights(path):
+    p = Path(path)
+    return p.is_dir() and (any(p.glob("*.safetensors")) or any(p.glob("*.bin")))
+
+def load_model(name, dtype=torch.float32, device="cpu", seed=0, tokenizer=None):
+    """Return (model, tokenizer, how) for
+      'toy'                 -> a fresh random tiny Qwen2 for the toy tokenizer (nanoGPT's from-scratch default)
+      dir with weights      -> from_pretrained (our checkpoints, or a downloaded model)
+      dir with config only  -> random init from config.json (e.g. ../shared/data/qwen2.5_configs/...)
+      hub id                -> from_pretrained (needs internet).
+    `tokenizer` overrides where the tokenizer comes from (a config-only dir has none)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, Qwen2ForCausalLM
+    tok = load_tokenizer(tokenizer or name)
+    torch.manual_seed(seed)
+    if name == "toy":
+        model, how = Qwen2ForCausalLM(toy_config(len(tok), tok.eos_token_id)), "random init (toy config)"
+    elif Path(name).is_dir() and not has_weights(name):
+        cfg = AutoConfig.from_pretrained(name)
+        model, how = AutoModelForCausalLM.from_config(cfg), f"random init from {name}/config.json"
+    else:
+        model, how = AutoModelForCausalLM.from_pretrained(name, dtype=dtype), f"pretrained {name}"
+    model.to(device=device, dtype=dtype)
+    if getattr(model.config, "_attn_implementation", None) not in ("sdpa", "flash_attention_2"):
+        model.config._attn_implementation = "sdpa"
+    return model, tok, how
+
+def save_checkpoint(out_dir, model, tok, meta, train_state=None):
+    """Save a Hugging Face directory (config.json + model.safetensors + tokenizer files) plus
+    hardneg_meta.json and, for --resume, train_state.pt. The directory is built next to the
+    target and swapped in with renames, so a crash never leaves a half-written checkpoint."""
+    out_dir = Path(out_dir)
+    tmp, old = out_dir.with_name(out_dir.name + ".tmp"), out_dir.with_name(out_dir.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    raw = model.module if hasattr(model, "module") else model      # never save the DDP wrapper's keys
+    raw = getattr(raw, "_orig_mod", raw)                             # nor torch.compile's _orig_mod. keys
+    raw.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    write_json(tmp / "hardneg_meta.json", meta)
+    if train_state is not None:
+        torch.save(train_state, tmp / "train_state.pt")
+    shutil.rmtree(old, ignore_errors=True)
+    if out_dir.exists():
+        os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+def recover_checkpoint(out_dir):
+    """If a crash hit between the two renames of save_checkpoint, put the old one back."""
+    out_dir = Path(out_dir)
+    old = out_dir.with_name(out_dir.name + ".old")
+    if not out_dir.exists() and old.exists():
+        os.replace(old, out_dir)
+
+def read_meta(path):
+    p = Path(path) / "hardneg_meta.json"
+    return json.loads(p.read_text()) if p.exists() else {}
+
+# -----------------------------------------------------------------------------
+# tokenising prompt/response pairs; the masking convention
+
+def encode_pair(tok, prompt, response, max_len=None):
+    """prompt ids + response ids + eos. labels = IGNORE on prompt tokens, so loss/log-probs
+    cover exactly the response and its EOS. Prompt and response are tokenised separately so
+    the boundary is the same one the sampler sees. Returns (ids, labels) or None if too long."""
+    p = tok(prompt, add_special_tokens=False)["input_ids"]
+    r = tok(response, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    if max_len is not None and len(p) + len(r) > max_len:
+        return None
+    return p + r, [IGNORE] * len(p) + r
+
+def collate(seqs, pad_id, device="cpu"):
+    """Right-pad a list of (ids, labels) -> input_ids, attention_mask, labels, all (B, T)."""
+    T = max(len(ids) for ids, _ in seqs)
+    B = len(seqs)
+    x = torch.full((B, T), pad_id, dtype=torch.long)
+    y = torch.full((B, T), IGNORE, dtype=torch.long)
+    m = torch.zeros((B, T), dtype=torch.long)
+    for i, (ids, lab) in enumerate(seqs):
+        x[i, :len(ids)] = torch.tensor(ids)
+        y[i, :len(lab)] = torch.tensor(lab)
+        m[i, :len(ids)] = 1
+    return x.to(device), m.to(device), y.to(device)
+
+def sequence_logps(model, input_ids, attention_mask, labels, chunk=256):
+    """Summed log-probs of the labelled tokens of each sequence.
+    input_ids, attention_mask, labels: (B, T); labels[t] is the token at position t and is
+    predicted from position t-1 (shift inside). Returns (logps (B,) float32, n_tokens (B,)).
+    The lm_head + log_softmax run over `chunk` positions at a time under activation
+    checkpointing, so full fp32 logits (B, T, V) never exist at once: with V = 151,936 they,
+    not the transformer, dominate memory."""
+    raw = model.module if hasattr(model, "module") else model
+    out = (raw.model if hasattr(raw, "model") else raw.base_model)(input_ids=input_ids, attention_mask=attention_mask,
+                                                                   use_cache=False)
+    h = out.last_hidden_state[:, :-1]                       # (B, T-1, H): position t predicts token t+1
+    tgt = labels[:, 1:]                                     # (B, T-1)
+    mask = tgt != IGNORE
+    safe_tgt = tgt.masked_fill(~mask, 0)
+    head = raw.lm_head
+
+    def chunk_logp(hc, tc):
+        logits = head(hc).float()                           # (B, c, V) only for this chunk
+        return torch.gather(F.log_softmax(logits, dim=-1), 2, tc.unsqueeze(-1)).squeeze(-1)
+
+    parts = []
+    for s in range(0, h.shape[1], chunk):
+        hc, tc = h[:, s:s + chunk], safe_tgt[:, s:s + chunk]
+        if torch.is_grad_enabled() and hc.requires_grad:
+            parts.append(torch.utils.checkpoint.checkpoint(chunk_logp, hc, tc, use_reentrant=False))
+        else:
+            parts.append(chunk_logp(hc, tc))
+    lp = torch.cat(parts, dim=1) * mask                     # (B, T-1)
+    return lp.sum(-1), mask.sum(-1)
+
+class SeqLogp(torch.nn.Module):
+    """Wraps a causal LM so that forward(input_ids, attention_mask, labels) returns
+    sequence_logps(...). DDP must wrap *this* module: then the whole computation, chunked
+    head included, runs inside DDP's forward and its gradient hooks see every use."""
+    def __init__(self, lm, chunk=256):
+        super().__init__()
+        self.lm, self.chunk = lm, chunk
+
+    def forward(self, input_ids, attention_mask, labels):
+        return sequence_logps(self.lm, input_ids, attention_mask, labels, self.chunk)
+
+# -----------------------------------------------------------------------------
+# runtime: torchrun/DDP, precision, LR
+
+def compute_init(device_arg="auto"):
+    """Detect torchrun (RANK in env) and set up DDP. Returns ddp, rank, local_rank, world_size, device."""
+    ddp = int(os.environ.get("RANK", -1)) != -1
+    if device_arg == "auto":
+        device_arg = "cuda" if torch.cuda.is_available() else "cpu"
+    if ddp:
+        import torch.distributed as dist
+        rank, local_rank, world = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
+        if device_arg.startswith("cuda"):
+            torch.cuda.set_device(local_rank)
+            device = f"cuda:{local_rank}"
+            dist.init_process_group("nccl", device_id=torch.device(device))
+        else:
+            device = "cpu"
+            dist.init_process_group("gloo")
+        return True, rank, local_rank, world, device
+    return False, 0, 0, 1, device_arg
+
+def compute_cleanup(ddp):
+    if ddp:
+        import torch.distributed as dist
+        dist.destroy_process_group()
+
+def autocast_ctx(device, dtype="bfloat16"):
+    """bf16 autocast on GPU (weights stay fp32: AdamW master weights), plain fp32 on CPU."""
+    if str(device).startswith("cuda") and dtype != "float32":
+        return torch.autocast("cuda", dtype=getattr(torch, dtype))
+    return nullcontext()
+
+def get_lr(step, total_steps, lr, warmup, min_lr_frac=0.1):
+    """Linear warmup for `warmup` steps, then cosine decay to min_lr_frac * lr at total_steps."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+    return lr * (min_lr_frac + (1 - min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
+
+def print0(*a, **k):
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(*a, **k, flush=True)
