@@ -170,6 +170,8 @@ def save_checkpoint(out_dir, model, tok, meta, train_state=None):
     shutil.rmtree(tmp, ignore_errors=True)
     raw = model.module if hasattr(model, "module") else model      # never save the DDP wrapper's keys
     raw = getattr(raw, "_orig_mod", raw)                             # nor torch.compile's _orig_mod. keys
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # one bar per save clutters the training log
     raw.save_pretrained(tmp, safe_serialization=True)
     tok.save_pretrained(tmp)
     write_json(tmp / "hardneg_meta.json", meta)
@@ -297,6 +299,13 @@ def get_lr(step, total_steps, lr, warmup, min_lr_frac=0.1):
         return lr * (step + 1) / warmup
     t = min(1.0, (step - warmup) / max(1, total_steps - warmup))
     return lr * (min_lr_frac + (1 - min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
+
+def progress(total=None, desc=None, disable=False, initial=0):
+    """tqdm that stays readable in log files: redraw every 30 s when stderr is not a terminal."""
+    import sys
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, disable=disable, initial=initial, dynamic_ncols=True,
+                mininterval=0.5 if sys.stderr.isatty() else 30)
 
 def print0(*a, **k):
     if int(os.environ.get("RANK", 0)) == 0:

@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from common import (DataError, SeqLogp, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, format_prompt,
-                    format_response, get_lr, load_model, print0, read_jsonl, read_meta, recover_checkpoint,
+                    format_response, get_lr, load_model, print0, progress, read_jsonl, read_meta, recover_checkpoint,
                     save_checkpoint, sequence_logps)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,6 +52,7 @@ parser.add_argument("--save-every", type=int, default=500, help="checkpoint ever
 parser.add_argument("--log-every", type=int, default=25, help="print one log line every N steps")
 parser.add_argument("--resume", action="store_true", help="continue from --out-dir/train_state.pt (exact: same data order)")
 parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+parser.add_argument("--halt-after", type=int, default=-1, help="stop after this step as if killed (tests --resume); -1 = off")
 
 
 def load_examples(path, tok, max_len):
@@ -155,7 +156,7 @@ def main():
                         {"optimizer": opt.state_dict(), "step": step, "history": history, "rng": torch.get_rng_state()})
 
     raw_model.train()
-    pbar = tqdm(total=steps, initial=step, desc="sft", disable=rank != 0, dynamic_ncols=True)
+    pbar = progress(total=steps, initial=step, desc="sft", disable=rank != 0)
     val_loss, t_last = None, time.time()
     while step < steps:
         t0 = time.time()
@@ -191,7 +192,7 @@ def main():
         dt = time.time() - t0
         history.append({"step": step, "loss": loss_sum, "lr": lr})
         pbar.update(1)
-        pbar.set_postfix(loss=f"{loss_sum:.4f}", tok_s=f"{n_tok.item() / dt:.0f}")
+        pbar.set_postfix(loss=f"{loss_sum:.4f}", tok_s=f"{n_tok.item() / dt:.0f}", refresh=False)
         if rank == 0 and (step % args.log_every == 0 or step == steps):
             tqdm.write(f"step {step:5d}/{steps} | loss {loss_sum:.4f} | lr {lr:.2e} | gnorm {gnorm:.2f} | "
                        f"resp tok/s {n_tok.item() / dt:7.0f} | dt {dt * 1000:.0f}ms")
@@ -200,8 +201,11 @@ def main():
             history[-1]["val_loss"] = val_loss
             if rank == 0:
                 tqdm.write(f"step {step:5d} | val loss {val_loss:.4f}")
-        if rank == 0 and ((args.save_every > 0 and step % args.save_every == 0) or step == steps):
+        if rank == 0 and ((args.save_every > 0 and step % args.save_every == 0) or step == steps or step == args.halt_after):
             save(val_loss)
+        if step == args.halt_after:
+            print0(f"halting after step {step} (--halt-after)")
+            break
     pbar.close()
     print0(f"done: {steps} steps in {time.time() - t_last:.0f}s | final train loss {history[-1]['loss'] if history else float('nan'):.4f}"
            f" | val loss {val_loss} | saved to {args.out_dir}")
