@@ -1,0 +1,119 @@
+"""
+Benchmark the MathVerifier: speed (solutions/s, single process) and self-consistency on reference
+solutions, plus detection rates on perturbed GSM8K solutions (one step's result changed / final changed).
+
+    python bench/bench_verifier.py                      # data from ../shared/data (repo root relative)
+    python bench/bench_verifier.py --data-dir /path/to/data --show 5
+"""
+import argparse, json, random, re, sys, time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from verifier import DIMENSIONS, answers_match, extract_answer, is_near_miss, profile  # noqa: E402
+
+NOTE = re.compile(r"<<([^<>=]*)=([^<>]*)>>([\d,.]*)")
+
+
+def load(path, limit):
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(l) for l in f if l.strip()]
+    return rows[:limit] if limit else rows
+
+
+def bump(x, rng):  # a plausible wrong value: +-1..10% (at least 1) away from x
+    v = float(x)
+    d = max(1, round(abs(v) * rng.uniform(0.02, 0.1)))
+    w = v + d if rng.random() < 0.5 or v - d < 0 else v - d
+    return str(int(w)) if w == int(w) else f"{w:.2f}"
+
+
+def perturb_step(sol, rng):
+    """Change the result of one intermediate <<a op b=c>>c step (note and its displayed copy)."""
+    notes = list(NOTE.finditer(sol))
+    if len(notes) < 2: return None
+    m = rng.choice(notes[:-1])
+    try: new = bump(m.group(2).replace(",", ""), rng)
+    except ValueError: return None
+    return sol[:m.start()] + f"<<{m.group(1)}={new}>>{new}" + sol[m.end():]
+
+
+def perturb_final(sol, rng):
+    m = re.search(r"####\s*(.+)$", sol)
+    try: new = bump(m.group(1).replace(",", ""), rng)
+    except (ValueError, AttributeError): return None
+    return sol[:m.start()] + "#### " + new
+
+
+def run(name, items, show=0):
+    """items: (solution, reference, question). Returns (profiles, seconds)."""
+    t0 = time.perf_counter()
+    ps = [profile(s, r, q) for s, r, q in items]
+    dt = time.perf_counter() - t0
+    n = len(items)
+    rate = lambda f: sum(map(f, ps)) / max(n, 1)
+    print(f"{name:<22} n={n:<5} {n / dt:8.0f} sol/s   correct {rate(lambda p: p.correct):.4f}   "
+          + "  ".join(f"{d[:5]}>0 {rate(lambda p, d=d: getattr(p, d) > 0):.3f}" for d in DIMENSIONS[2:]))
+    return ps, dt
+
+
+def main():
+    root = Path(__file__).resolve().parents[1]
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-dir", default=str(root.parent / "shared" / "data"), help="folder with gsm8k/ and math/")
+    ap.add_argument("--limit", type=int, default=0, help="use only the first N records of each file (0 = all)")
+    ap.add_argument("--seed", type=int, default=0, help="seed for the perturbations")
+    ap.add_argument("--show", type=int, default=0, help="print up to N failing examples per check")
+    args = ap.parse_args()
+    data = Path(args.data_dir)
+    if not (data / "gsm8k" / "test.jsonl").is_file():
+        sys.exit(f"data dir {data} not found (expected gsm8k/test.jsonl); pass --data-dir")
+    rng = random.Random(args.seed)
+    rows = load(data / "gsm8k" / "test.jsonl", args.limit)
+    refs = [(r["answer"], r["answer"].split("####")[-1].strip(), r["question"]) for r in rows]
+    step = [(s2, ref, q) for s, ref, q in refs if (s2 := perturb_step(s, rng))]
+    final = [(s2, ref, q) for s, ref, q in refs if (s2 := perturb_final(s, rng))]
+    t0 = time.perf_counter()
+    import sympy  # noqa: F401  a one-time cost, paid on the first undecided check; keep it out of the rates
+    print(f"MathVerifier bench ({data}); sympy import {time.perf_counter() - t0:.2f}s (excluded)")
+    p_ref, t1 = run("gsm8k test refs", refs)
+    p_step, t2 = run("gsm8k step-perturbed", step)
+    p_fin, t3 = run("gsm8k final-perturbed", final)
+    n_all = len(refs) + len(step) + len(final)
+    print(f"GSM8K-style overall: {n_all / (t1 + t2 + t3):.0f} solutions/s (single process)")
+    print(f"  self-consistency (refs judged correct): {sum(p.correct for p in p_ref) / len(p_ref):.4f}")
+    print(f"  step-perturbed flagged arithmetic:      {sum(p.arithmetic > 0 for p in p_step) / len(p_step):.4f}"
+          f"   (first_wrong_step set: {sum(p.details['first_wrong_step'] is not None for p in p_step) / len(p_step):.4f})")
+    print(f"  final-perturbed flagged answer_mismatch: {sum(p.answer_mismatch == 1 for p in p_fin) / len(p_fin):.4f}"
+          f"   near-miss: {sum(map(is_near_miss, p_fin)) / len(p_fin):.4f}   logical>0: "
+          f"{sum(p.logical > 0 for p in p_fin) / len(p_fin):.4f}")
+    fails = [(it, p) for it, p in zip(refs, p_ref) if not p.correct or p.wrongness > 0] + \
+            [(it, p) for it, p in zip(step, p_step) if p.arithmetic == 0]
+    for (s, ref, _), p in fails[:args.show]:
+        print("---", ref, p.to_dict(), "\n", s)
+    for fname, key in (("math500_test.jsonl", "answer"), ("MATH_test.jsonl", None)):
+        path = data / "math" / fname
+        if not path.is_file(): print(f"{path} absent, skipped"); continue
+        rows = load(path, args.limit)
+        items = [(r["solution"], r[key] if key else extract_answer(r["solution"]), r["problem"]) for r in rows]
+        ps, _ = run(fname.split(".")[0], items)
+        print(f"  self-consistency ({'answer field' if key else 'last boxed'} vs solution): "
+              f"{sum(p.correct for p in ps) / len(ps):.4f}")
+        bad = [(it, p) for it, p in zip(items, ps) if not p.correct or p.arithmetic or p.symbolic]
+        for (s, ref, _), p in bad[:args.show]:
+            print("---", ref, "|", p.pred, p.details["wrong_equations"], p.details["reasons"])
+        if key:  # answers_match robustness: re-rendered answers must match, other problems' answers must not
+            ans = [r[key] for r in rows]
+            variants = [(a, v) for a in ans for v in (a.replace(r"\frac", r"\dfrac"), a.replace(" ", ""), f"${a}$",
+                                                      rf"\boxed{{{a}}}", a + ".", a if "," in a or "=" in a else f"x = {a}")]
+            t0 = time.perf_counter()
+            fn = [(a, v) for a, v in variants if not answers_match(a, v)]
+            others = [(a, b) for a, b in (rng.sample(ans, 2) for _ in range(5000)) if a != b]
+            fp = [(a, b) for a, b in others if answers_match(a, b) and answers_match(b, a)]
+            print(f"  answers_match: re-rendered variants matched {1 - len(fn) / len(variants):.4f} "
+                  f"({len(variants)}), different answers matched {len(fp) / len(others):.4f} ({len(others)}), "
+                  f"{(len(variants) + len(others)) / (time.perf_counter() - t0):.0f} pairs/s")
+            for a, b in (fn + fp)[:args.show]: print("  ---", repr(a), "|", repr(b))
+
+
+if __name__ == "__main__":
+    main()
