@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The reference pipeline on the embedded toy world (nanochat's speedrun.sh, CPU-sized):
+#   prepare -> SFT -> sample -> verify -> mine -> DPO (verifier-weighted) + DPO (plain, same pairs,
+#   same steps) -> evaluate all three side by side on the toy test split.
+# Every line is a real script with its real flags: read it as the recipe.
+#
+#   bash run.sh                      # ~20 min on a 2-core CPU; writes runs/toy-s0/
+#   SEED=1 bash run.sh               # another seed (SFT init, data order, sampling, DPO order)
+#   SMOKE=1 bash run.sh              # tiny sizes, a minute: checks that every stage runs
+set -euo pipefail
+cd "$(dirname "$0")"
+SEED=${SEED:-0}
+RUN=${RUN:-runs/toy-s$SEED}
+if [ "${SMOKE:-0}" = 1 ]; then   # shrunken sizes for the pipeline test
+    SFT_STEPS=${SFT_STEPS:-30}; N_SAMPLE=${N_SAMPLE:-24}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-4}; N_TEST=${N_TEST:-24}
+else
+    SFT_STEPS=${SFT_STEPS:-1800}; N_SAMPLE=${N_SAMPLE:-2000}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-120}; N_TEST=${N_TEST:-500}
+fi
+THREADS=${THREADS:-0}   # 0 = torch default (all cores)
+mkdir -p "$RUN"
+TIMES="$RUN/timings.tsv"; : > "$TIMES"
+stage() {  # stage NAME cmd... : run, time, log
+    local name=$1; shift
+    echo "=== $name: $*"
+    local t0=$SECONDS
+    "$@" 2>&1 | tee "$RUN/$name.log"
+    printf "%s\t%d\n" "$name" $((SECONDS - t0)) >> "$TIMES"
+}
+
+stage prepare   python data/toy/prepare.py
+stage sft       python train_sft.py --out-dir "$RUN/sft" --max-steps "$SFT_STEPS" --seed "$SEED" --threads "$THREADS" \
+                    --eval-every 300 --save-every 300
+stage sample    python sample.py --model "$RUN/sft" --data data/toy/train.jsonl --limit "$N_SAMPLE" --k "$K" \
+                    --temperature 1.0 --max-new-tokens 160 --batch-size 256 --seed "$SEED" --threads "$THREADS" \
+                    -o "$RUN/samples.jsonl" --resume
+stage verify    python verifier.py "$RUN/samples.jsonl" -o "$RUN/scored.jsonl"
+stage mine      python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs.jsonl"
+for W in verifier none; do   # same pairs, same steps, same seed: only the weighting differs
+    stage "dpo_$W" python train_dpo.py --pairs "$RUN/pairs.jsonl" --weighting "$W" --out-dir "$RUN/dpo_$W" \
+                    --max-steps "$DPO_STEPS" --seed "$SEED" --threads "$THREADS"
+done
+stage evaluate  python evaluate.py --models "$RUN/sft" "$RUN/dpo_none" "$RUN/dpo_verifier" --names sft dpo wdpo \
+                    --data data/toy/test.jsonl --limit "$N_TEST" --max-new-tokens 160 --batch-size 256 \
+                    --threads "$THREADS" --out-dir "$RUN/eval"
+{
+    echo "# toy pipeline, seed $SEED"; echo
+    cat "$RUN/eval/results.md"; echo
+    echo "| stage | seconds |"; echo "|---|---|"
+    awk -F'\t' '{s+=$2; printf "| %s | %d |\n", $1, $2} END {printf "| total | %d |\n", s}' "$TIMES"
+} > "$RUN/summary.md"
+cat "$RUN/summary.md"
