@@ -220,41 +220,58 @@ def collate(seqs, pad_id, device="cpu"):
         m[i, :len(ids)] = 1
     return x.to(device), m.to(device), y.to(device)
 
-def sequence_logps(model, input_ids, attention_mask, labels, chunk=256):
+def sequence_logps(model, input_ids, attention_mask, labels, chunk=1024):
     """Summed log-probs of the labelled tokens of each sequence.
     input_ids, attention_mask, labels: (B, T); labels[t] is the token at position t and is
     predicted from position t-1 (shift inside). Returns (logps (B,) float32, n_tokens (B,)).
-    The lm_head + log_softmax run over `chunk` positions at a time under activation
-    checkpointing, so full fp32 logits (B, T, V) never exist at once: with V = 151,936 they,
-    not the transformer, dominate memory."""
+    Only the N positions that carry a label go through lm_head (prompt and padding rows are
+    skipped), `chunk` rows at a time under activation checkpointing, so full fp32 logits
+    (B, T, V) never exist: with V = 151,936 they, not the transformer, dominate memory."""
     raw = model.module if hasattr(model, "module") else model
     out = (raw.model if hasattr(raw, "model") else raw.base_model)(input_ids=input_ids, attention_mask=attention_mask,
                                                                    use_cache=False)
     h = out.last_hidden_state[:, :-1]                       # (B, T-1, H): position t predicts token t+1
     tgt = labels[:, 1:]                                     # (B, T-1)
     mask = tgt != IGNORE
-    safe_tgt = tgt.masked_fill(~mask, 0)
+    rows = mask.nonzero(as_tuple=True)                      # (b index, t index) of the N labelled positions
+    hs, ts = h[rows], tgt[rows]                             # (N, H), (N,)
     head = raw.lm_head
 
     def chunk_logp(hc, tc):
-        logits = head(hc).float()                           # (B, c, V) only for this chunk
-        return torch.gather(F.log_softmax(logits, dim=-1), 2, tc.unsqueeze(-1)).squeeze(-1)
+        logits = head(hc).float()                           # (c, V) only for this chunk
+        return torch.gather(F.log_softmax(logits, dim=-1), 1, tc.unsqueeze(-1)).squeeze(-1)
 
     parts = []
-    for s in range(0, h.shape[1], chunk):
-        hc, tc = h[:, s:s + chunk], safe_tgt[:, s:s + chunk]
+    for s in range(0, hs.shape[0], chunk):
+        hc, tc = hs[s:s + chunk], ts[s:s + chunk]
         if torch.is_grad_enabled() and hc.requires_grad:
             parts.append(torch.utils.checkpoint.checkpoint(chunk_logp, hc, tc, use_reentrant=False))
         else:
             parts.append(chunk_logp(hc, tc))
-    lp = torch.cat(parts, dim=1) * mask                     # (B, T-1)
-    return lp.sum(-1), mask.sum(-1)
+    lp = torch.cat(parts) if parts else hs.new_zeros(0, dtype=torch.float32)   # (N,)
+    logps = torch.zeros(h.shape[0], dtype=torch.float32, device=h.device).index_add(0, rows[0], lp)
+    return logps, mask.sum(-1)
+
+
+def step_indices(step, n, batch, seed):
+    """Example indices of optimizer step `step`: a fresh seeded permutation per epoch, so the
+    order is a pure function of (seed, step) and --resume replays it exactly. The epoch's tail
+    that does not fill a batch is carried into the next batch, never silently dropped."""
+    start = step * batch
+    out = []
+    while len(out) < batch:
+        epoch, off = divmod(start + len(out), n)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+        take = min(batch - len(out), n - off)
+        out.extend(perm[off:off + take].tolist())
+    return out
+
 
 class SeqLogp(torch.nn.Module):
     """Wraps a causal LM so that forward(input_ids, attention_mask, labels) returns
     sequence_logps(...). DDP must wrap *this* module: then the whole computation, chunked
     head included, runs inside DDP's forward and its gradient hooks see every use."""
-    def __init__(self, lm, chunk=256):
+    def __init__(self, lm, chunk=1024):
         super().__init__()
         self.lm, self.chunk = lm, chunk
 

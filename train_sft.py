@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from common import (DataError, SeqLogp, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, format_prompt,
                     format_response, get_lr, load_model, print0, progress, read_jsonl, read_meta, recover_checkpoint,
-                    save_checkpoint, sequence_logps)
+                    save_checkpoint, sequence_logps, step_indices)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # model / data
@@ -71,20 +71,6 @@ def load_examples(path, tok, max_len):
     if not seqs:
         raise DataError(f"{path}: every example is longer than --max-len {max_len}")
     return seqs
-
-
-def step_indices(step, n, batch, seed):
-    """Example indices of optimizer step `step`: a fresh seeded permutation per epoch, so the
-    order is a pure function of (seed, step) and --resume replays it exactly. The epoch's tail
-    that does not fill a batch is carried into the next batch, never silently dropped."""
-    start = step * batch
-    out = []
-    while len(out) < batch:
-        epoch, off = divmod(start + len(out), n)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch))
-        take = min(batch - len(out), n - off)
-        out.extend(perm[off:off + take].tolist())
-    return out
 
 
 def main():

@@ -14,6 +14,10 @@ SHARED = REPO.parent / "shared" / "data"  # real data, present on dev machines o
 from common import load_tokenizer, write_jsonl  # noqa: E402
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: multi-process or end-to-end tests (still CPU, under a minute)")
+
+
 def toy_prepare():
     """Import data/toy/prepare.py as a module (its CLI only runs under __main__)."""
     spec = importlib.util.spec_from_file_location("toy_prepare", REPO / "data" / "toy" / "prepare.py")

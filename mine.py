@@ -1,0 +1,201 @@
+"""
+Stage 3b: mine preference pairs from verifier-scored samples. For each problem, chosen = a clean
+verified-correct sample (or the reference solution when none is), rejected = hard negatives: wrong
+but plausible samples (low absurdity, numerically close or a single slipped step), hardest first.
+
+    python mine.py out/scored.jsonl -o out/pairs.jsonl                      # hard negatives, <= 4 per problem
+    python mine.py out/scored.jsonl -o out/pairs_all.jsonl --negatives all  # ablation: any wrong sample
+
+Hardness of a negative (from its verifier profile, both terms in [0, 1]):
+    closeness = 1 - numeric_distance            (numeric_distance = 1 - exp(-|pred-ref| / max(|ref|,1) / 0.5))
+    hardness  = (1 - absurdity) * (1 + closeness)                                    in [0, 2]
+Negatives are ranked by (near miss first, hardness desc, wrongness asc, sample_idx). Each pair's weight is
+its hardness, floored at --min-weight (an absurd negative still teaches a little), then divided by the mean
+over the file so weights average 1 and the learning rate keeps its meaning.
+Output: one pair per line (see notes/CONVENTIONS.md) + a sidecar pairs.jsonl.meta.json.
+"""
+import argparse
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from common import DataError, format_prompt, format_response, read_jsonl, write_json, write_jsonl
+from verifier import is_near_miss, profile
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+# io
+parser.add_argument("scored", help="scored sample JSONL from verifier.py (sample records + 'profile')")
+parser.add_argument("-o", "--out", required=True, help="output pair JSONL (a .meta.json sidecar is written next to it)")
+# selection
+parser.add_argument("--negatives", default="hard", choices=["hard", "all"],
+                    help="hard: only near misses (verifier.is_near_miss); all: any wrong sample (ablation)")
+parser.add_argument("--max-pairs-per-problem", type=int, default=4, help="cap on pairs per problem (hardest negatives kept)")
+parser.add_argument("--max-absurdity", type=float, default=0.5, help="negatives more absurd than this are garbage, not hard")
+parser.add_argument("--keep-absurd", action="store_true", help="keep truncated (finish_reason=length) and absurd negatives")
+parser.add_argument("--max-chosen-wrongness", type=float, default=0.02,
+                    help="a correct sample is a clean chosen only below this wrongness (one slipped step costs >= 0.04)")
+parser.add_argument("--no-reference", action="store_true", help="never fall back to the reference solution as chosen")
+parser.add_argument("--min-weight", type=float, default=0.05, help="floor of the raw weight before normalising to mean 1")
+
+REQUIRED = ("problem_id", "sample_idx", "completion", "answer", "finish_reason", "profile")
+PROFILE_KEYS = ("correct", "wrongness", "absurdity")
+
+
+def num(p, k, default=0.0):
+    v = p.get(k)
+    return default if v is None else float(v)
+
+
+def hardness(profile):
+    """(1 - absurdity) * (1 + closeness), closeness = 1 - numeric_distance; 0 closeness when no number was found."""
+    closeness = 1.0 - min(max(num(profile, "numeric_distance", 1.0), 0.0), 1.0)
+    return (1.0 - min(max(num(profile, "absurdity"), 0.0), 1.0)) * (1.0 + closeness)
+
+
+def load_scored(path):
+    recs = read_jsonl(path, required=REQUIRED, types={"completion": str, "profile": dict, "sample_idx": int})
+    if not recs:
+        raise DataError(f"{path}: no scored records")
+    seen = {}
+    for r in recs:
+        for k in PROFILE_KEYS:
+            if r["profile"].get(k) is None:
+                raise DataError(f"{path}:{r['_line']}: field 'profile' lacks '{k}'")
+        if r.get("prompt") is None and r.get("question") is None:
+            raise DataError(f"{path}:{r['_line']}: missing field 'question' (or 'prompt')")
+        key = (str(r["problem_id"]), r["sample_idx"])
+        if key in seen:
+            raise DataError(f"{path}:{r['_line']}: duplicate sample {key[0]}/{key[1]} (first at line {seen[key]})")
+        seen[key] = r["_line"]
+    return recs
+
+
+def mine_problem(samples, args, stats):
+    """Pairs of one problem (samples sorted by sample_idx). Returns a list of pair dicts with raw weights."""
+    first = samples[0]
+    pid = str(first["problem_id"])
+    prompt = first.get("prompt") or format_prompt(first["question"])
+    # chosen: clean correct samples, cleanest first; distinct texts are cycled over the negatives
+    clean, texts = [], set()
+    for s in sorted(samples, key=lambda s: (num(s["profile"], "wrongness"), num(s["profile"], "absurdity"), s["sample_idx"])):
+        p, t = s["profile"], s["completion"]
+        if (p["correct"] and s["finish_reason"] != "length" and t.strip() and t.strip() not in texts
+                and num(p, "wrongness") <= args.max_chosen_wrongness):
+            clean.append(("sample", s["sample_idx"], t, p))
+            texts.add(t.strip())
+    if not clean:
+        ref = first.get("reference_solution")
+        if ref and not args.no_reference:
+            text = format_response(ref)
+            p = profile(text, first["answer"], question=first.get("question"), truncated=False).to_dict()
+            stats["reference_not_verified"] += not p["correct"]  # a data/verifier mismatch worth knowing about
+            clean = [("reference", None, text, p)]
+            texts.add(text.strip())
+        else:
+            stats["problems_no_chosen"] += 1
+            return []
+    # rejected: wrong samples, filtered, deduplicated, ranked by the verifier
+    cands, seen = [], set()
+    for s in samples:
+        p, t = s["profile"], s["completion"]
+        if p["correct"]:
+            continue
+        stats["wrong_samples"] += 1
+        if not t.strip():
+            stats["skip_empty"] += 1
+        elif not args.keep_absurd and s["finish_reason"] == "length":
+            stats["skip_truncated"] += 1
+        elif not args.keep_absurd and num(p, "absurdity") > args.max_absurdity:
+            stats["skip_absurd"] += 1
+        elif args.negatives == "hard" and not is_near_miss(p):
+            stats["skip_not_hard"] += 1
+        elif t.strip() in seen:
+            stats["skip_duplicate"] += 1
+        elif t.strip() in texts:  # same text as a chosen: no preference to learn
+            stats["skip_equals_chosen"] += 1
+        else:
+            seen.add(t.strip())
+            cands.append(s)
+    cands.sort(key=lambda s: (not is_near_miss(s["profile"]), -hardness(s["profile"]),
+                              num(s["profile"], "wrongness"), s["sample_idx"]))
+    stats["skip_over_cap"] += max(0, len(cands) - args.max_pairs_per_problem)
+    pairs = []
+    for j, s in enumerate(cands[:args.max_pairs_per_problem]):
+        src, cidx, ctext, cprof = clean[j % len(clean)]
+        hard = bool(is_near_miss(s["profile"]))
+        tag = f"c{cidx}" if src == "sample" else "ref"
+        pairs.append({"id": f"{pid}/{tag}-r{s['sample_idx']}", "problem_id": first["problem_id"], "prompt": prompt,
+                      "chosen": ctext, "rejected": s["completion"],
+                      "weight": max(hardness(s["profile"]), args.min_weight), "hardness": round(hardness(s["profile"]), 6),
+                      "answer": first["answer"], "chosen_source": src, "chosen_sample_idx": cidx,
+                      "rejected_sample_idx": s["sample_idx"], "rank": j, "chosen_profile": cprof,
+                      "rejected_profile": s["profile"], "hard": hard})
+    return pairs
+
+
+def histogram(ws, edges=(0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, float("inf")), width=40):
+    counts = [sum(lo <= w < hi for w in ws) for lo, hi in zip(edges, edges[1:])]
+    top = max(counts) or 1
+    return "\n".join(f"  [{lo:4.2f}, {hi:4.2f})  {c:6d} {'#' * round(width * c / top)}"
+                     for (lo, hi), c in zip(zip(edges, edges[1:]), counts))
+
+
+def source_model(recs, scored_path):
+    models = sorted({str(r["model"]) for r in recs if r.get("model")})
+    if models:
+        return models[0] if len(models) == 1 else models
+    side = Path(str(scored_path) + ".meta.json")
+    return json.loads(side.read_text()).get("model") if side.exists() else None
+
+
+def main(argv=None):
+    args = parser.parse_args(argv)
+    try:
+        recs = load_scored(args.scored)
+    except DataError as e:
+        raise SystemExit(f"error: {e}") from None
+    if args.max_pairs_per_problem < 1:
+        raise SystemExit("error: --max-pairs-per-problem must be >= 1")
+    by_problem = defaultdict(list)
+    for r in recs:
+        by_problem[str(r["problem_id"])].append(r)
+    stats = Counter()
+    pairs = []
+    for pid in sorted(by_problem):  # deterministic whatever the input order
+        samples = sorted(by_problem[pid], key=lambda s: s["sample_idx"])
+        got = mine_problem(samples, args, stats)
+        if not got and all(s["profile"]["correct"] for s in samples):
+            stats["problems_all_correct"] += 1
+        pairs.extend(got)
+    n_prob = len(by_problem)
+    covered = len({str(p["problem_id"]) for p in pairs})
+    if not pairs:
+        raise SystemExit(f"error: {args.scored}: no pairs mined from {len(recs)} samples of {n_prob} problems "
+                         f"({dict(stats)}); try --negatives all or --keep-absurd")
+    mean_w = sum(p["weight"] for p in pairs) / len(pairs)
+    for p in pairs:
+        p["weight"] = round(p["weight"] / mean_w, 6)
+    ws = [p["weight"] for p in pairs]
+    summary = {"pairs": len(pairs), "problems": n_prob, "problems_covered": covered, "samples": len(recs),
+               "chosen_from_reference": sum(p["chosen_source"] == "reference" for p in pairs),
+               "hard": sum(p["hard"] for p in pairs), "not_hard": sum(not p["hard"] for p in pairs),
+               "weight_min": min(ws), "weight_max": max(ws), "raw_weight_mean": round(mean_w, 6), **dict(sorted(stats.items()))}
+    model = source_model(recs, args.scored)
+    if isinstance(model, list):  # train_dpo.py needs one policy: it will ask for --model
+        print(f"warning: the samples come from {len(model)} models {model}; pass train_dpo.py --model explicitly")
+    write_jsonl(args.out, pairs)
+    write_json(args.out + ".meta.json", {"stage": "mine", "model": model,
+                                         "parent": args.scored, "args": vars(args), "summary": summary})
+    print(f"mine: {len(recs)} scored samples of {n_prob} problems -> {len(pairs)} pairs covering "
+          f"{covered}/{n_prob} problems ({100 * covered / n_prob:.0f}%) -> {args.out}")
+    print(f"chosen: {len(pairs) - summary['chosen_from_reference']} from samples, {summary['chosen_from_reference']} from the "
+          f"reference solution ({stats['reference_not_verified']} references did not verify as correct) | rejected: "
+          f"{summary['hard']} hard (near miss), {summary['not_hard']} not hard")
+    print("skipped negatives: " + ", ".join(f"{k[5:]} {v}" for k, v in sorted(stats.items()) if k.startswith("skip_"))
+          + f" | problems without pairs: {n_prob - covered} (all correct {stats['problems_all_correct']}, "
+            f"no clean chosen {stats['problems_no_chosen']})")
+    print(f"weights (normalised to mean 1; raw mean {mean_w:.3f}):\n{histogram(ws)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""train_dpo.py: the loss against float64, weighting semantics, accumulation / DDP equivalence, masking,
+the reference cache, exact resume and bad-input errors. Tiny random Qwen2 on the toy tokenizer, CPU."""
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # also run as a script: the DDP test's torchrun entry point (see the bottom)
+from common import IGNORE, format_prompt, format_response, load_model, read_jsonl, sequence_logps, write_json, write_jsonl
+import train_dpo
+from train_dpo import compute_ref_logps, concat_batch, dpo_micro_loss, load_pairs, preference_loss
+
+WEIGHTS = [0.3, 1.7, 0.8, 1.2, 0.05, 2.0, 1.0, 0.6, 1.4, 0.9, 1.1, 0.5]
+
+
+def make_pairs(path, splits, model_dir, weights=WEIGHTS):
+    recs = read_jsonl(splits["train"])[:len(weights)]
+    out = []
+    for r, w in zip(recs, weights):
+        bad = r["solution"].rsplit(r["answer"], 1)[0] + str(int(r["answer"]) + 7)  # a slipped final answer
+        out.append({"id": r["id"], "problem_id": r["id"], "prompt": format_prompt(r["question"]),
+                    "chosen": format_response(r["solution"]), "rejected": format_response(bad), "weight": w})
+    write_jsonl(path, out)
+    write_json(str(path) + ".meta.json", {"stage": "mine", "model": str(model_dir)})
+    return path
+
+
+@pytest.fixture()
+def pairs(tmp_path, toy_splits, tiny_model_dir):
+    return make_pairs(tmp_path / "pairs.jsonl", toy_splits, tiny_model_dir)
+
+
+def train(pairs_path, out_dir, *extra):
+    args = ["--pairs", str(pairs_path), "--out-dir", str(out_dir), "--batch-size", "4", "--micro-batch-size", "2",
+            "--max-steps", "2", "--lr", "1e-3", "--warmup", "1", *map(str, extra)]
+    train_dpo.main(args)
+    return load_file(f"{out_dir}/model.safetensors")
+
+
+def sgd(groups, lr, betas=None, fused=None):
+    """Stand-in for AdamW in equivalence tests. Adam's first step is ~lr * sign(g): it hides gradient-scale bugs
+    and turns fp32 noise in ~zero gradients into lr-sized differences. SGD keeps the update linear in g."""
+    return torch.optim.SGD(groups, lr=lr)
+
+
+def max_diff(a, b):
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+def test_preference_loss_matches_float64():
+    g = torch.Generator().manual_seed(0)
+    pi_c, pi_r, ref_c, ref_r = (torch.randn(9, generator=g) * 20 - 40 for _ in range(4))
+    beta = 0.3
+    losses, rc, rr = preference_loss(pi_c, pi_r, ref_c, ref_r, beta)
+    for i in range(9):
+        h = (float(pi_c[i]) - float(pi_r[i])) - (float(ref_c[i]) - float(ref_r[i]))
+        assert losses[i].item() == pytest.approx(math.log1p(math.exp(-beta * h)), rel=1e-5, abs=1e-6)
+        assert rc[i].item() == pytest.approx(beta * (float(pi_c[i]) - float(ref_c[i])), rel=1e-5)
+        assert rr[i].item() == pytest.approx(beta * (float(pi_r[i]) - float(ref_r[i])), rel=1e-5)
+    z = torch.zeros(3, requires_grad=True)
+    l0, rc0, _ = preference_loss(z, z, z, z, 0.1)   # policy == reference: loss log 2, rewards 0
+    assert torch.allclose(l0, torch.full((3,), math.log(2)))
+    assert not rc0.requires_grad  # rewards are detached metrics
+
+
+def test_weighting_none_is_vanilla_dpo(tmp_path, pairs, toy_splits, tiny_model_dir):
+    ones = make_pairs(tmp_path / "ones.jsonl", toy_splits, tiny_model_dir, weights=[1.0] * len(WEIGHTS))
+    a = train(pairs, tmp_path / "none", "--weighting", "none")
+    b = train(ones, tmp_path / "ones", "--weighting", "verifier")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    c = train(pairs, tmp_path / "w", "--weighting", "verifier")
+    assert max_diff(a, c) > 1e-6  # ... and the weights do change training
+    meta = json.loads((tmp_path / "w" / "hardneg_meta.json").read_text())
+    assert (meta["stage"], meta["weighting"], meta["beta"], meta["parent"]) == ("dpo", "verifier", 0.1, str(tiny_model_dir))
+
+
+def _grads(model, batch, ref, w, beta=0.5):
+    """Gradient of the step objective over `batch` with weights w (one micro-batch = the whole step)."""
+    model.zero_grad()
+    batch = [dict(p, w=x) for p, x in zip(batch, w)]
+    loss, _ = dpo_micro_loss(lambda x, m, y: sequence_logps(model, x, m, y), batch, ref, beta, sum(w), 1.0)
+    loss.backward()
+    return torch.cat([p.grad.flatten() for p in model.parameters()]).clone()
+
+
+def test_weights_shape_the_gradient(pairs, tiny_model_dir, toy_tok):
+    model = load_model(str(tiny_model_dir))[0]
+    P = load_pairs(pairs, toy_tok, 512)[:3]
+    ref = compute_ref_logps(model, P, 4, toy_tok.pad_token_id, "cpu", torch.no_grad()) - 1.0  # move off pi == ref
+    ref[:, 1] += 2.0
+    torch.manual_seed(0)
+    with torch.no_grad():  # a policy != reference, so the per-pair gradients are not all alike
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    g1, g2, g3 = (_grads(model, [P[i]], ref[i:i + 1], [1.0]) for i in range(3))
+    # zero weight: that pair contributes nothing
+    assert torch.allclose(_grads(model, P, ref, [0.0, 1.0, 1.0]), _grads(model, P[1:], ref[1:], [1.0, 1.0]), atol=1e-6)
+    # the weighted objective is the weight-averaged per-pair objective; doubling w_1 doubles its share
+    # (batched vs one-at-a-time forwards differ by fp32 summation order: ~1e-5 on gradients of ~0.1)
+    assert torch.allclose(_grads(model, P, ref, [1.0, 1.0, 1.0]), (g1 + g2 + g3) / 3, atol=3e-5)
+    assert torch.allclose(_grads(model, P, ref, [2.0, 1.0, 1.0]), (2 * g1 + g2 + g3) / 4, atol=3e-5)
+    assert not torch.allclose(_grads(model, P, ref, [2.0, 1.0, 1.0]), (g1 + g2 + g3) / 3, atol=3e-5)
+    # all-ones weights == eric-mitchell's vanilla DPO: mean of the per-pair losses
+    x, m, y = concat_batch(P, toy_tok.pad_token_id, "cpu")
+    lp = sequence_logps(model, x, m, y)[0]
+    vanilla = preference_loss(lp[:3], lp[3:], ref[:, 0], ref[:, 1], 0.5)[0].mean()
+    ours = dpo_micro_loss(lambda *a: sequence_logps(model, *a), [dict(p, w=1.0) for p in P], ref, 0.5, 3.0, 1.0)[0]
+    assert torch.allclose(ours, vanilla, atol=1e-7)
+
+
+def test_accumulation_equivalence(tmp_path, pairs, tiny_model_dir, monkeypatch):
+    # micro 1 x accum 4 == micro 4 x accum 1: the normalisers are over the whole step, not per micro-batch
+    monkeypatch.setattr(torch.optim, "AdamW", sgd)
+    common = ["--batch-size", "4", "--max-steps", "1", "--sft-alpha", "0.5", "--lr", "1.0", "--grad-clip", "0"]
+    a = train(pairs, tmp_path / "a", *common, "--micro-batch-size", "1")
+    b = train(pairs, tmp_path / "b", *common, "--micro-batch-size", "4")
+    assert max_diff(a, b) < 1e-6
+    assert max_diff(a, load_file(tiny_model_dir / "model.safetensors")) > 1e-3  # and the step did move the weights
+
+
+def test_prompt_tokens_are_masked(pairs, toy_tok, tiny_model_dir):
+    P = load_pairs(pairs, toy_tok, 512)[:2]
+    x, m, y = concat_batch(P, toy_tok.pad_token_id, "cpu")
+    assert x.shape[0] == 4  # chosen rows then rejected rows, one forward
+    for row, (ids, lab) in enumerate([p["c"] for p in P] + [p["r"] for p in P]):
+        n_prompt = len(toy_tok(read_jsonl(pairs)[row % 2]["prompt"], add_special_tokens=False)["input_ids"])
+        assert (y[row, :n_prompt] == IGNORE).all() and (y[row, n_prompt:len(ids)] != IGNORE).all()
+        assert (y[row, len(ids):] == IGNORE).all() and y[row, len(ids) - 1] == toy_tok.eos_token_id
+    model = load_model(str(tiny_model_dir))[0]
+    lp, nt = sequence_logps(model, x, m, y)
+    with torch.no_grad():  # direct: full log-softmax, sum over the response (+ EOS) positions only
+        logp = torch.log_softmax(model(input_ids=x, attention_mask=m).logits.double(), -1)
+    for row in range(4):
+        pos = [t for t in range(1, x.shape[1]) if y[row, t] != IGNORE]
+        assert nt[row] == len(pos)
+        assert lp[row].item() == pytest.approx(sum(logp[row, t - 1, x[row, t]].item() for t in pos), abs=1e-4)
+
+
+def test_cached_vs_on_the_fly_reference(tmp_path, pairs, capsys, monkeypatch):
+    monkeypatch.setattr(torch.optim, "AdamW", sgd)
+    a = train(pairs, tmp_path / "cached")
+    assert len(list(tmp_path.glob("pairs.jsonl.ref.*.pt"))) == 1
+    b = train(pairs, tmp_path / "fly", "--ref-on-the-fly")
+    c = train(pairs, tmp_path / "again")
+    assert "ref logps: loaded" in capsys.readouterr().out
+    assert max_diff(a, b) < 1e-6 and max_diff(a, c) == 0
+
+
+def test_resume_is_exact(tmp_path, pairs):
+    full = train(pairs, tmp_path / "full", "--max-steps", "4")
+    train(pairs, tmp_path / "part", "--max-steps", "4", "--halt-after", "2")
+    assert json.loads((tmp_path / "part" / "hardneg_meta.json").read_text())["step"] == 2
+    resumed = train(pairs, tmp_path / "part", "--max-steps", "4", "--resume")
+    assert max_diff(full, resumed) == 0
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_single(tmp_path, pairs, monkeypatch):
+    """torchrun --nproc_per_node 2 (gloo): micro 2 x accum 1 x world 2 == micro 2 x accum 2 x world 1."""
+    d = tmp_path / "ddp_data"
+    d.mkdir()
+    ddp_pairs = shutil.copy(pairs, d / "pairs.jsonl")  # own cache: the ranks compute the reference together
+    shutil.copy(str(pairs) + ".meta.json", d / "pairs.jsonl.meta.json")
+    args = ["--pairs", ddp_pairs, "--batch-size", "4", "--micro-batch-size", "2", "--max-steps", "2", "--lr", "0.5",
+            "--warmup", "1", "--grad-clip", "0", "--sft-alpha", "0.5", "--threads", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    with socket.socket() as s:  # a free port, so parallel test runs do not collide
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+                        "tests/test_dpo.py", *map(str, args), "--out-dir", str(tmp_path / "ddp")],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    monkeypatch.setattr(torch.optim, "AdamW", sgd)
+    single = train(pairs, tmp_path / "single", *args[2:], "--micro-batch-size", "2")
+    assert max_diff(load_file(tmp_path / "ddp" / "model.safetensors"), single) < 1e-6
+
+
+@pytest.mark.parametrize("case,msg", [
+    ("missing", r"pairs.jsonl:2: missing field 'rejected'"),
+    ("empty", r"pairs.jsonl: no pairs"),
+    ("nan", r"pairs.jsonl:3: weight must be finite and >= 0, got nan"),
+    ("negative", r"pairs.jsonl:3: weight must be finite and >= 0, got -1"),
+    ("all_long", r"every pair is longer than --max-len 20"),
+])
+def test_bad_pairs_give_clear_errors(tmp_path, pairs, case, msg):
+    lines = pairs.read_text().splitlines()
+    if case == "missing":
+        lines[1] = json.dumps({k: v for k, v in json.loads(lines[1]).items() if k != "rejected"})
+    elif case == "empty":
+        lines = []
+    elif case in ("nan", "negative"):
+        lines[2] = lines[2].replace('"weight": 0.8', '"weight": NaN' if case == "nan" else '"weight": -1')
+    pairs.write_text("\n".join(lines) + "\n")
+    extra = ["--max-len", "20"] if case == "all_long" else []
+    with pytest.raises(SystemExit, match=msg):
+        train(pairs, tmp_path / "out", *extra)
+    assert not (tmp_path / "out").exists()
+
+
+def test_long_pairs_are_skipped_and_counted(tmp_path, pairs, capsys):
+    recs = read_jsonl(pairs)
+    recs[3]["rejected"] += " and so on" * 100
+    write_jsonl(pairs, recs)
+    train(pairs, tmp_path / "out")
+    assert f"skipped 1/{len(recs)} pairs longer than --max-len 512" in capsys.readouterr().out
+    # --weighting none needs no weight field; no --model and no meta -> a clear error
+    write_jsonl(pairs, [{k: v for k, v in r.items() if k != "weight"} for r in recs])
+    os.remove(str(pairs) + ".meta.json")
+    with pytest.raises(SystemExit, match="no --model given"):
+        train(pairs, tmp_path / "out2", "--weighting", "none")
+
+
+if __name__ == "__main__":  # the DDP test's ranks: train_dpo.py with SGD in place of AdamW
+    torch.optim.AdamW = sgd
+    train_dpo.main(sys.argv[1:])

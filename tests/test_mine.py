@@ -1,0 +1,167 @@
+"""mine.py on hand-made scored records (plus one case scored by the real verifier): chosen is a clean correct
+sample, near misses beat absurd / truncated / far-off negatives, the reference fallback is flagged, the cap holds,
+weights average 1, output is deterministic, bad input fails cleanly with no output."""
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+
+import mine
+from common import format_prompt, format_response, read_jsonl, write_json, write_jsonl
+from verifier import is_near_miss, profile
+
+Q = "Mia has 7 boxes. Each of the boxes holds 36 pens. She gives away 58 pens. How many pens does Mia have left?"
+REF = "Mia has 7 * 36 = 252 pens.\nAfter giving away 58, Mia has 252 - 58 = 194 pens.\nThe answer is: 194"
+
+
+def prof(correct=False, nd=0.0, absurd=0.0, wrong=None, n_wrong=0, pred="194"):
+    """A verifier profile dict (the fields mine.py and verifier.is_near_miss read)."""
+    wrong = (0.0 if correct else 0.6 + 0.2 * nd + 0.1 * (n_wrong > 0)) if wrong is None else wrong
+    return {"answer_mismatch": 0.0 if correct else 1.0, "numeric_distance": nd, "arithmetic": 0.4 * (n_wrong > 0),
+            "symbolic": 0.0, "logical": 0.0, "format": 0.0, "wrongness": wrong, "absurdity": absurd,
+            "correct": correct, "pred": pred, "details": {"n_wrong_equations": n_wrong}}
+
+
+def rec(pid, idx, completion, p, finish="eos", ref=REF):
+    return {"id": f"{pid}/{idx}", "problem_id": pid, "sample_idx": idx, "seed": idx, "question": Q,
+            "prompt": format_prompt(Q), "completion": completion, "answer": "194", "reference_solution": ref,
+            "finish_reason": finish, "n_tokens": 40, "model": "out/sft", "profile": p}
+
+
+def scored_records():
+    a = [rec("A", 0, " clean correct", prof(True)),
+         rec("A", 1, " correct but a slipped step", prof(True, wrong=0.04, n_wrong=1)),
+         rec("A", 2, " near miss: 193", prof(nd=0.02, absurd=0.1, n_wrong=1, pred="193")),
+         rec("A", 3, " absurd garbage 9999999", prof(nd=1.0, absurd=0.9, pred="9999999")),
+         rec("A", 4, " truncated near miss 19", prof(nd=0.05, absurd=0.1, n_wrong=1, pred="19"), finish="length"),
+         rec("A", 5, " near miss: 193", prof(nd=0.02, absurd=0.1, n_wrong=1, pred="193")),          # duplicate text
+         rec("A", 6, " far off, several slips: 500", prof(nd=0.8, absurd=0.2, n_wrong=3, pred="500")),  # not a near miss
+         rec("A", 7, " near miss: 180", prof(nd=0.13, absurd=0.2, n_wrong=1, pred="180"))]
+    b = [rec("B", i, f" wrong {i}", prof(nd=0.1 * i, absurd=0.1, n_wrong=1, pred=str(190 + i))) for i in range(3)]
+    c = [rec("C", i, f" right {i}", prof(True)) for i in range(2)]
+    d = [rec("D", i, f" slip {i}", prof(nd=0.01 * (i + 1), absurd=0.05, n_wrong=1, pred=str(195 + i))) for i in range(6)]
+    d.append(rec("D", 6, " correct", prof(True)))
+    return a + b + c + d
+
+
+def run(tmp_path, recs=None, *args, name="pairs.jsonl"):
+    src = tmp_path / "scored.jsonl"
+    if recs is not None:
+        write_jsonl(src, recs)
+    out = tmp_path / name
+    mine.main([str(src), "-o", str(out), *map(str, args)])
+    return read_jsonl(out)
+
+
+def by_problem(pairs):
+    out = {}
+    for p in pairs:
+        out.setdefault(p["problem_id"], []).append(p)
+    return out
+
+
+def test_hard_negatives_and_chosen(tmp_path):
+    pairs = by_problem(run(tmp_path, scored_records()))
+    a = pairs["A"]
+    assert [p["rejected_sample_idx"] for p in a] == [2, 7]  # near misses, closest first; absurd/truncated/far/dup out
+    assert all(p["chosen_sample_idx"] == 0 and p["chosen_source"] == "sample" for p in a)  # not the slipped one
+    assert all(p["hard"] and p["rejected_profile"]["pred"] in ("193", "180") for p in a)
+    assert a[0]["weight"] > a[1]["weight"]  # the closer near miss weighs more
+    assert all(p["chosen"] != p["rejected"] for ps in pairs.values() for p in ps)
+    # no correct sample -> the reference solution, flagged, with its own (correct) profile
+    b = pairs["B"]
+    assert all(p["chosen_source"] == "reference" and p["chosen"] == format_response(REF) for p in b)
+    assert all(p["chosen_sample_idx"] is None and p["chosen_profile"]["correct"] for p in b)
+    assert "C" not in pairs  # nothing wrong: nothing to learn from
+    assert len(pairs["D"]) == 4  # default cap
+    p = a[0]
+    assert p["prompt"] == format_prompt(Q) and p["answer"] == "194" and p["id"] == "A/c0-r2"
+
+
+def test_negatives_all_and_keep_absurd(tmp_path):
+    recs = scored_records()
+    a = by_problem(run(tmp_path, recs, "--negatives", "all"))["A"]
+    assert [p["rejected_sample_idx"] for p in a] == [2, 7, 6]  # the non-near-miss ranks after the near misses
+    assert [p["hard"] for p in a] == [True, True, False]
+    a = by_problem(run(tmp_path, recs, "--negatives", "all", "--keep-absurd", "--max-pairs-per-problem", "10"))["A"]
+    assert [p["rejected_sample_idx"] for p in a] == [2, 4, 7, 6, 3]  # the absurd one last, lightest
+    assert a[-1]["weight"] == min(p["weight"] for p in a)
+
+
+def test_cap_weights_and_determinism(tmp_path):
+    recs = scored_records()
+    pairs = run(tmp_path, recs, "--max-pairs-per-problem", "2")
+    assert max(len(v) for v in by_problem(pairs).values()) == 2
+    assert [p["rejected_sample_idx"] for p in by_problem(pairs)["D"]] == [0, 1]  # hardest (closest) first
+    ws = [p["weight"] for p in pairs]
+    assert sum(ws) / len(ws) == pytest.approx(1.0, abs=1e-5)
+    # weight = hardness / mean hardness, hardness = (1 - absurdity) * (2 - numeric_distance)
+    h = [(1 - p["rejected_profile"]["absurdity"]) * (2 - p["rejected_profile"]["numeric_distance"]) for p in pairs]
+    assert all(w == pytest.approx(x / (sum(h) / len(h)), rel=1e-4) for w, x in zip(ws, h))
+    first = (tmp_path / "pairs.jsonl").read_bytes()
+    random.Random(0).shuffle(recs)  # input order must not matter
+    run(tmp_path, recs, "--max-pairs-per-problem", "2", name="again.jsonl")
+    assert (tmp_path / "again.jsonl").read_bytes() == first
+    meta = json.loads((tmp_path / "pairs.jsonl.meta.json").read_text())
+    assert meta["stage"] == "mine" and meta["model"] == "out/sft" and meta["parent"].endswith("scored.jsonl")
+    assert meta["summary"]["pairs"] == len(pairs) and meta["args"]["max_pairs_per_problem"] == 2
+
+
+def test_model_from_scored_meta_and_no_reference(tmp_path):
+    recs = [{k: v for k, v in r.items() if k != "model"} for r in scored_records()]
+    write_jsonl(tmp_path / "scored.jsonl", recs)
+    write_json(tmp_path / "scored.jsonl.meta.json", {"stage": "verify", "model": "out/sft_b"})
+    pairs = run(tmp_path, None, "--no-reference")
+    assert json.loads((tmp_path / "pairs.jsonl.meta.json").read_text())["model"] == "out/sft_b"
+    assert "B" not in by_problem(pairs)
+
+
+@pytest.mark.parametrize("case,msg", [
+    ("no_profile", "scored.jsonl:2: missing field 'profile'"),
+    ("profile_lacks", "scored.jsonl:3: field 'profile' lacks 'absurdity'"),
+    ("empty", "scored.jsonl: no scored records"),
+    ("duplicate", "scored.jsonl:2: duplicate sample A/0"),
+])
+def test_bad_input_fails_without_output(tmp_path, case, msg):
+    recs = scored_records()
+    if case == "no_profile":
+        del recs[1]["profile"]
+    elif case == "profile_lacks":
+        del recs[2]["profile"]["absurdity"]
+    elif case == "empty":
+        recs = []
+    else:
+        recs[1]["sample_idx"] = 0
+    with pytest.raises(SystemExit, match=f"error: .*{msg}"):
+        run(tmp_path, recs)
+    assert not (tmp_path / "pairs.jsonl").exists() and not (tmp_path / "pairs.jsonl.meta.json").exists()
+
+
+def test_cli_exit_code(tmp_path):
+    write_jsonl(tmp_path / "scored.jsonl", [{"problem_id": "A", "sample_idx": 0}])
+    r = subprocess.run([sys.executable, "mine.py", str(tmp_path / "scored.jsonl"), "-o", str(tmp_path / "p.jsonl")],
+                       cwd=mine.__file__.rsplit("/", 1)[0], capture_output=True, text=True)
+    assert r.returncode != 0 and "scored.jsonl:1: missing field 'completion'" in r.stderr
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_with_the_real_verifier(tmp_path):
+    """Profiles from verifier.profile, not by hand: a one-slip solution beats a garbage one."""
+    texts = {0: REF,
+             1: "Mia has 7 * 36 = 252 pens.\nAfter giving away 58, Mia has 252 - 58 = 184 pens.\nThe answer is: 184",
+             2: "Mia has 7 * 36 = 999999 pens pens pens pens.\nThe answer is: 999999",
+             3: "Mia has 7 * 36 = 252 pens.\nAfter giving away 58, Mia has 252 - 58 = 194 pens.\nThe answer"}
+    recs = []
+    for i, t in texts.items():
+        finish = "length" if i == 3 else "eos"
+        p = profile(" " + t, "194", question=Q, truncated=finish == "length").to_dict()
+        recs.append(rec("R", i, " " + t, p, finish=finish))
+    assert recs[0]["profile"]["correct"] and is_near_miss(recs[1]["profile"]) and not is_near_miss(recs[2]["profile"])
+    pairs = run(tmp_path, recs, "--negatives", "all")  # garbage (absurdity ~0.87) and truncated: not negatives
+    assert [p["rejected_sample_idx"] for p in pairs] == [1]
+    assert pairs[0]["chosen_sample_idx"] == 0 and pairs[0]["hard"] and pairs[0]["chosen_profile"]["correct"]
+    pairs = run(tmp_path, recs, "--negatives", "all", "--keep-absurd")
+    assert pairs[0]["rejected_sample_idx"] == 1 and sorted(p["rejected_sample_idx"] for p in pairs) == [1, 2, 3]
+    assert pairs[0]["weight"] == max(p["weight"] for p in pairs) and not any(p["hard"] for p in pairs[1:])

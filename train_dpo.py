@@ -1,0 +1,355 @@
+"""
+Stage 4: verifier-weighted DPO on mined (chosen, hard negative) pairs, full-parameter.
+
+    python train_dpo.py --pairs out/pairs.jsonl --out-dir out/dpo_w                       # toy: policy = the SFT
+    python train_dpo.py --pairs out/pairs.jsonl --out-dir out/dpo_plain --weighting none  #   checkpoint in the meta
+    python train_dpo.py --pairs pairs.jsonl --model out/sft --batch-size 64 --micro-batch-size 8 \
+        --lr 5e-7 --grad-checkpointing                                                    # Qwen2.5-1.5B, one GPU
+    torchrun --nproc_per_node 8 train_dpo.py ...                                          # DDP
+
+Objective over one optimizer step S (all micro-batches, all ranks), eq. 7 of the DPO paper with a weight per pair:
+    L = sum_{i in S} w_i * -log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r))) / sum_{i in S} w_i
+        + sft_alpha * (-sum_{i in S} pi_c) / (chosen tokens in S)
+where pi_* / ref_* are log-probs of the response tokens (+ EOS) summed, under policy / reference.
+--weighting none sets every w_i = 1: vanilla DPO exactly (the ablation).
+The reference log-probs are computed once and cached next to the pairs (pairs.jsonl.ref.<key>.pt);
+the reference model then leaves memory. Checkpoint: a Hugging Face dir + hardneg_meta.json (+ train_state.pt).
+"""
+import argparse
+import gc
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from common import (DataError, SeqLogp, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, get_lr,
+                    has_weights, load_model, print0, progress, read_jsonl, recover_checkpoint, resolve_model,
+                    save_checkpoint, sequence_logps, step_indices)
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+# model / data
+parser.add_argument("--pairs", required=True, help="pair JSONL from mine.py (prompt, chosen, rejected, weight)")
+parser.add_argument("--model", default=None, help="initial policy; default: the checkpoint named by <pairs>.meta.json 'model'")
+parser.add_argument("--ref", default=None, help="reference model; default: the initial policy")
+parser.add_argument("--tokenizer", default=None, help="tokenizer path if --model has none (e.g. a config-only dir)")
+parser.add_argument("--out-dir", default="out/dpo", help="checkpoint directory (HF format)")
+parser.add_argument("--max-len", type=int, default=512, help="pairs whose prompt+response(+eos) exceed this are skipped and counted")
+# objective
+parser.add_argument("--beta", type=float, default=0.1, help="DPO beta: strength of the implicit KL to the reference")
+parser.add_argument("--weighting", default="verifier", choices=["verifier", "none"],
+                    help="verifier: use each pair's 'weight'; none: all 1 = vanilla DPO (the ablation)")
+parser.add_argument("--sft-alpha", type=float, default=0.0, help="add alpha x NLL of the chosen responses (token mean over the step)")
+parser.add_argument("--ref-on-the-fly", action="store_true", help="keep the reference in memory and run it every step (no cache)")
+# optimisation
+parser.add_argument("--batch-size", type=int, default=32, help="pairs per optimizer step (all ranks, all micro-batches)")
+parser.add_argument("--micro-batch-size", type=int, default=16, help="pairs per forward/backward on one rank (2x sequences)")
+parser.add_argument("--epochs", type=float, default=2.0, help="passes over the pairs (ignored if --max-steps > 0)")
+parser.add_argument("--max-steps", type=int, default=-1, help="optimizer steps; -1 = derive from --epochs")
+parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (toy default; ~5e-7..1e-6 for a 1.5B model)")
+parser.add_argument("--min-lr-frac", type=float, default=0.1, help="cosine decays to this fraction of --lr")
+parser.add_argument("--warmup", type=int, default=10, help="linear warmup steps")
+parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
+parser.add_argument("--grad-clip", type=float, default=1.0, help="clip grad norm (0 = off)")
+# runtime
+parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+parser.add_argument("--dtype", default="bfloat16", help="autocast dtype on GPU: bfloat16 | float32 (CPU always fp32)")
+parser.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward (needed for 1.5B)")
+parser.add_argument("--compile", action="store_true", help="torch.compile the policy forward (GPU)")
+parser.add_argument("--head-chunk-rows", type=int, default=1024, help="labelled positions per lm_head chunk: its backward holds ~16 B x rows x V (2.5 GB for 1024 rows at V=151,936)")
+parser.add_argument("--seed", type=int, default=0, help="seed for init (toy) and pair order")
+parser.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps (-1 = only at the end)")
+parser.add_argument("--log-every", type=int, default=1, help="print one log line every N steps")
+parser.add_argument("--resume", action="store_true", help="continue from --out-dir/train_state.pt (exact: same pair order)")
+parser.add_argument("--halt-after", type=int, default=-1, help="save and stop after this step as if killed (tests --resume); -1 = off")
+parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+
+
+def preference_loss(pi_c, pi_r, ref_c, ref_r, beta):
+    """DPO loss per pair (eq. 7 of https://arxiv.org/abs/2305.18290), no reduction.
+    Args:
+        pi_c, pi_r:   (B,) policy log-probs of the chosen / rejected responses (summed over response tokens)
+        ref_c, ref_r: (B,) the same under the reference model
+        beta: temperature of the implicit reward; 0.1 is the usual value
+    Returns (losses, chosen_rewards, rejected_rewards), each (B,); rewards = beta * (pi - ref), detached."""
+    logits = (pi_c - pi_r) - (ref_c - ref_r)                 # (B,) h = log-ratio difference
+    losses = -F.logsigmoid(beta * logits)                    # (B,)
+    return losses, (beta * (pi_c - ref_c)).detach(), (beta * (pi_r - ref_r)).detach()
+
+
+def pairs_sha(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_pairs(path, tok, max_len, weighting="verifier"):
+    """Read + tokenise pairs. Returns a list of {"c": (ids, labels), "r": (ids, labels), "w", "nc", "nr", "line"}.
+    Bad records raise DataError('file:line: ...'); pairs over max_len are skipped with a counted note."""
+    req = ("prompt", "chosen", "rejected") + (("weight",) if weighting == "verifier" else ())
+    recs = read_jsonl(path, required=req, types={"prompt": str, "chosen": str, "rejected": str, "weight": (int, float)})
+    if not recs:
+        raise DataError(f"{path}: no pairs")
+    pairs, long_lines, max_seen = [], [], 0
+    for r in recs:
+        w = float(r["weight"]) if weighting == "verifier" else 1.0
+        if not (math.isfinite(w) and w >= 0):  # json.loads accepts NaN / Infinity
+            raise DataError(f"{path}:{r['_line']}: weight must be finite and >= 0, got {r['weight']}")
+        c = encode_pair(tok, r["prompt"], r["chosen"])
+        rj = encode_pair(tok, r["prompt"], r["rejected"])
+        n = max(len(c[0]), len(rj[0]))
+        if n > max_len:
+            long_lines.append(r["_line"])
+            max_seen = max(max_seen, n)
+            continue
+        pairs.append({"c": c, "r": rj, "w": w, "line": r["_line"],
+                      "nc": sum(t != -100 for t in c[1]), "nr": sum(t != -100 for t in rj[1])})
+    if long_lines:  # never silently: say how many and where
+        print0(f"note: {path}: skipped {len(long_lines)}/{len(recs)} pairs longer than --max-len {max_len} "
+               f"(prompt+response+eos; lines {long_lines[:5]}{' ...' if len(long_lines) > 5 else ''}, longest {max_seen} tokens)")
+    if not pairs:
+        raise DataError(f"{path}: every pair is longer than --max-len {max_len}")
+    if sum(p["w"] for p in pairs) <= 0:
+        raise DataError(f"{path}: all weights are zero")
+    return pairs
+
+
+def concat_batch(batch, pad_id, device):
+    """Chosen and rejected of B pairs as ONE (2B, T) batch: one forward, rows [:B] chosen, [B:] rejected."""
+    return collate([p["c"] for p in batch] + [p["r"] for p in batch], pad_id, device)
+
+
+def dpo_micro_loss(fwd, batch, ref, beta, w_sum, nc_sum, sft_alpha=0.0, world=1, pad_id=0, device="cpu", ref_model=None):
+    """This micro-batch's share of the step objective (see module docstring), ready for .backward().
+    batch: list of B pairs; ref: (B, 2) cached reference log-probs (ignored if ref_model is given: on the fly);
+    w_sum / nc_sum: weight sum / chosen-token count of the WHOLE optimizer step, so that the summed gradients of
+    all micro-batches equal the gradient of the step objective (micro 1 x accum 4 == micro 4 x accum 1).
+    x world undoes DDP's gradient averaging over ranks. Returns (loss, stats: detached sums for logging)."""
+    x, m, y = concat_batch(batch, pad_id, device)          # (2B, T)
+    B = len(batch)
+    lp, _ = fwd(x, m, y)                                   # (2B,) summed response log-probs
+    if ref_model is not None:
+        with torch.no_grad():
+            ref = torch.stack(sequence_logps(ref_model, x, m, y)[0].float().split(B), 1)  # (B, 2)
+    ref = ref.to(lp.device)
+    pi_c, pi_r = lp[:B], lp[B:]
+    losses, rc, rr = preference_loss(pi_c, pi_r, ref[:, 0], ref[:, 1], beta)
+    w = torch.tensor([p["w"] for p in batch], device=lp.device, dtype=losses.dtype)
+    dpo = (w * losses).sum() / w_sum
+    nll = -pi_c.sum() / nc_sum
+    loss = dpo + sft_alpha * nll if sft_alpha else dpo
+    stats = torch.stack([dpo.detach(), (rc > rr).float().sum(), rc.sum(), rr.sum(), nll.detach()])
+    return loss * world, stats
+
+
+def ref_cache_path(args, ref_name, ref_dtype):
+    """Cache file keyed by everything the reference log-probs depend on: pairs content, reference weights
+    (path + mtime/size of the weight files, or seed for a random init), max_len, precision."""
+    p = resolve_model(ref_name)
+    wfiles = sorted(Path(p).glob("*.safetensors")) + sorted(Path(p).glob("*.bin")) if has_weights(p) else []
+    key = {"pairs": pairs_sha(args.pairs), "ref": str(Path(p).resolve()) if Path(p).exists() else p,
+           "weights": [(f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in wfiles],
+           "seed": None if wfiles else args.seed, "max_len": args.max_len, "dtype": ref_dtype}
+    sha = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(f"{args.pairs}.ref.{sha}.pt"), key
+
+
+@torch.no_grad()
+def compute_ref_logps(model, pairs, micro, pad_id, device, ctx, rank=0, world=1):
+    """(N, 2) float32 reference log-probs [chosen, rejected] of every pair. Length-sorted batches waste
+    little padding; the ranks split the work and sum their (zero elsewhere) slices."""
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i]["c"][0]) + len(pairs[i]["r"][0]))[rank::world]
+    out = torch.zeros(len(pairs), 2)
+    bar = progress(total=len(order), desc="ref logps", disable=rank != 0)
+    for j in range(0, len(order), micro):
+        idx = order[j:j + micro]
+        x, m, y = concat_batch([pairs[i] for i in idx], pad_id, device)
+        with ctx:
+            lp, _ = sequence_logps(model, x, m, y)
+        out[idx] = torch.stack(lp.float().cpu().split(len(idx)), 1)
+        bar.update(len(idx))
+    bar.close()
+    if world > 1:
+        t = out.to(device)
+        torch.distributed.all_reduce(t)
+        out = t.cpu()
+    model.train(was_training)
+    return out
+
+
+def main(argv=None):
+    try:
+        train(parser.parse_args(argv))
+    except DataError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def train(args):
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ddp, rank, local_rank, world, device = compute_init(args.device)
+    per_rank, rem = divmod(args.batch_size, world)
+    assert rem == 0, f"--batch-size {args.batch_size} must be divisible by world size {world}"
+    grad_accum, rem = divmod(per_rank, args.micro_batch_size)
+    assert rem == 0 and grad_accum >= 1, (f"--batch-size/world ({per_rank}) must be a multiple of "
+                                          f"--micro-batch-size ({args.micro_batch_size})")
+    if not Path(args.pairs).exists():
+        raise DataError(f"{args.pairs}: file not found")
+    pmeta_path = Path(args.pairs + ".meta.json")
+    pmeta = json.loads(pmeta_path.read_text()) if pmeta_path.exists() else {}
+    init_name = args.model or pmeta.get("model")
+    if not init_name or not isinstance(init_name, str):
+        raise SystemExit(f"error: no --model given and {pmeta_path} names no single 'model' ({init_name})")
+    ref_name = args.ref or init_name
+    torch.manual_seed(args.seed)
+
+    recover_checkpoint(args.out_dir)
+    state = None
+    if args.resume:
+        try:
+            state = torch.load(f"{args.out_dir}/train_state.pt", map_location="cpu", weights_only=False)
+        except FileNotFoundError:
+            raise SystemExit(f"--resume: no {args.out_dir}/train_state.pt")
+        if state["pairs_sha"] != pairs_sha(args.pairs):
+            raise SystemExit(f"--resume: {args.pairs} changed since the checkpoint in {args.out_dir} was written")
+    src = args.out_dir if state else init_name
+    model, tok, how = load_model(src, device=device, seed=args.seed, tokenizer=args.tokenizer if not state else None)
+    print0(f"policy: {how} | {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params | ref {ref_name} | "
+           f"device {device} | world {world}")
+    pairs = load_pairs(args.pairs, tok, args.max_len, args.weighting)
+    N = len(pairs)
+    steps = args.max_steps if args.max_steps > 0 else math.ceil(args.epochs * N / args.batch_size)
+    ctx = autocast_ctx(device, args.dtype)
+    ref_dtype = args.dtype if device.startswith("cuda") else "float32"
+
+    # reference log-probs: from the cache, or one no-grad pass before training; on the fly only if asked
+    ref_model, ref_lp = None, None
+    if args.ref_on_the_fly:
+        ref_model = load_model(ref_name, device=device, seed=args.seed, tokenizer=args.tokenizer)[0].eval()
+        ref_model.requires_grad_(False)
+    else:
+        cache, key = ref_cache_path(args, ref_name, ref_dtype)
+        have = torch.tensor(float(cache.exists()), device=device)
+        if ddp:  # every rank must take the same branch (the compute branch has a collective)
+            torch.distributed.all_reduce(have, op=torch.distributed.ReduceOp.MIN)
+        if have.item():
+            ref_lp = torch.load(cache, map_location="cpu")["logps"]
+            assert ref_lp.shape == (N, 2), f"{cache}: holds {tuple(ref_lp.shape)} log-probs for {N} pairs; delete it"
+            print0(f"ref logps: loaded {cache}")
+        else:
+            same = ref_name == init_name and not state  # the initial policy IS the reference: no second copy
+            rm = model if same else load_model(ref_name, device=device, seed=args.seed, tokenizer=args.tokenizer)[0]
+            t0 = time.time()
+            ref_lp = compute_ref_logps(rm, pairs, args.micro_batch_size, tok.pad_token_id, device, ctx, rank, world)
+            if rank == 0:
+                tmp = cache.with_name(cache.name + ".tmp")
+                torch.save({"logps": ref_lp, "key": key}, tmp)
+                os.replace(tmp, cache)
+            print0(f"ref logps: {N} pairs in {time.time() - t0:.1f}s -> {cache}")
+            if not same:
+                del rm
+                gc.collect()
+                if device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+
+    if args.grad_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    raw_model = model  # save this one: no DDP "module." nor compile "_orig_mod." prefixes
+    # DDP wraps SeqLogp, so the chunked head runs inside DDP's forward
+    fwd = SeqLogp(model, args.head_chunk_rows)  # only response rows reach lm_head, this many at a time
+    if args.compile:
+        fwd = torch.compile(fwd)
+    if ddp:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        fwd = DDP(fwd, device_ids=[local_rank] if device.startswith("cuda") else None)
+    ws = [p["w"] for p in pairs]
+    print0(f"data: {N} pairs | weighting {args.weighting} (mean {sum(ws) / N:.3f}, min {min(ws):.3f}, max {max(ws):.3f}) | "
+           f"batch {args.batch_size} = micro {args.micro_batch_size} x accum {grad_accum} x world {world} | {steps} steps | "
+           f"beta {args.beta}")
+
+    decay = [p for p in raw_model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in raw_model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.95), fused=device.startswith("cuda"))
+    step, history = 0, []
+    if state:
+        opt.load_state_dict(state["optimizer"])
+        step, history = state["step"], state["history"]
+        torch.set_rng_state(state["rng"])
+        print0(f"resumed from {args.out_dir} at step {step}")
+
+    def save():
+        meta = {"stage": "dpo", "step": step, "parent": init_name, "ref": ref_name, "pairs": args.pairs,
+                "weighting": args.weighting, "beta": args.beta, "sft_alpha": args.sft_alpha,
+                "last": history[-1] if history else None, "args": vars(args)}
+        save_checkpoint(args.out_dir, raw_model, tok, meta, {"optimizer": opt.state_dict(), "step": step,
+                        "history": history, "rng": torch.get_rng_state(), "pairs_sha": pairs_sha(args.pairs)})
+
+    raw_model.train()
+    pbar = progress(total=steps, initial=step, desc="dpo", disable=rank != 0)
+    t_start = time.time()
+    while step < steps:
+        t0 = time.time()
+        lr = get_lr(step, steps, args.lr, args.warmup, args.min_lr_frac)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        gidx = step_indices(step, N, args.batch_size, args.seed)   # the whole step's pairs, same on every rank
+        # normalisers over the WHOLE step: every rank holds all weights and lengths and sums the same list in the
+        # same order, so these are identical everywhere without an all-reduce
+        w_sum = max(sum(pairs[i]["w"] for i in gidx), 1e-12)
+        nc_sum = sum(pairs[i]["nc"] for i in gidx)
+        idx = gidx[rank::world]                                    # this rank's share
+        micro = [idx[j:j + args.micro_batch_size] for j in range(0, len(idx), args.micro_batch_size)]
+        stats = torch.zeros(5)
+        for k, mb in enumerate(micro):
+            if ddp:  # only all-reduce on the last micro-batch; must be set before the forward
+                fwd.require_backward_grad_sync = k == len(micro) - 1
+            with ctx:
+                loss, st = dpo_micro_loss(fwd, [pairs[i] for i in mb], None if ref_model else ref_lp[mb], args.beta,
+                                          w_sum, nc_sum, args.sft_alpha, world, tok.pad_token_id, device, ref_model)
+            loss.backward()
+            stats += st.float().cpu()
+        if ddp:
+            t = stats.to(device)
+            torch.distributed.all_reduce(t)
+            stats = t.cpu()
+        gnorm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), args.grad_clip if args.grad_clip > 0 else float("inf"))
+        opt.step()
+        opt.zero_grad(set_to_none=True)  # free the gradient memory as soon as we can
+        step += 1
+        dt = time.time() - t0
+        B, sw = len(gidx), [pairs[i]["w"] for i in gidx]
+        rec = {"step": step, "loss": stats[0].item(), "acc": stats[1].item() / B, "r_c": stats[2].item() / B,
+               "r_r": stats[3].item() / B, "nll": stats[4].item(), "lr": lr, "gnorm": float(gnorm),
+               "w_mean": sum(sw) / B, "w_min": min(sw), "w_max": max(sw),
+               "len_c": sum(pairs[i]["nc"] for i in gidx) / B, "len_r": sum(pairs[i]["nr"] for i in gidx) / B}
+        history.append(rec)
+        n_tok = sum(len(pairs[i]["c"][0]) + len(pairs[i]["r"][0]) for i in gidx)
+        pbar.update(1)
+        pbar.set_postfix(loss=f"{rec['loss']:.4f}", acc=f"{rec['acc']:.2f}", refresh=False)
+        if rank == 0 and (step % args.log_every == 0 or step == steps):
+            tqdm.write(f"step {step:5d}/{steps} | loss {rec['loss']:.4f} | acc {rec['acc']:.2f} | r_c {rec['r_c']:+.3f} "
+                       f"r_r {rec['r_r']:+.3f} margin {rec['r_c'] - rec['r_r']:+.3f} | w {rec['w_mean']:.2f} "
+                       f"[{rec['w_min']:.2f},{rec['w_max']:.2f}] | len c {rec['len_c']:.0f} r {rec['len_r']:.0f} | "
+                       f"nll {rec['nll']:.3f} | lr {lr:.2e} | gnorm {rec['gnorm']:.2f} | tok/s {n_tok / dt:6.0f} | "
+                       f"dt {dt * 1000:.0f}ms")
+        stop = step == args.halt_after
+        if rank == 0 and ((args.save_every > 0 and step % args.save_every == 0) or step == steps or stop):
+            save()
+        if stop:
+            print0(f"halting after step {step} (--halt-after); continue with --resume")
+            break
+    pbar.close()
+    last = history[-1] if history else {}
+    print0(f"done: step {step}/{steps} in {time.time() - t_start:.0f}s | loss {last.get('loss', float('nan')):.4f} | "
+           f"acc {last.get('acc', float('nan')):.2f} | saved to {args.out_dir}")
+    compute_cleanup(ddp)
+
+
+if __name__ == "__main__":
+    main()
