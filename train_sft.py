@@ -33,7 +33,7 @@ parser.add_argument("--max-len", type=int, default=512, help="examples longer th
 # optimisation
 parser.add_argument("--batch-size", type=int, default=32, help="sequences per optimizer step (all ranks, all micro-batches)")
 parser.add_argument("--micro-batch-size", type=int, default=32, help="sequences per forward/backward on one rank")
-parser.add_argument("--epochs", type=float, default=1.0, help="passes over the data (ignored if --max-steps > 0)")
+parser.add_argument("--epochs", type=float, default=2.0, help="passes over the data (ignored if --max-steps > 0)")
 parser.add_argument("--max-steps", type=int, default=-1, help="optimizer steps; -1 = derive from --epochs")
 parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (toy default; ~1e-5 for a 1.5B model)")
 parser.add_argument("--min-lr-frac", type=float, default=0.1, help="cosine decays to this fraction of --lr")

@@ -39,26 +39,27 @@ CONTAINERS = ["boxes", "bags", "jars", "packs", "crates", "baskets"]
 
 
 def gen_problem(rng):
-    """One problem as (question, solution, answer). Numbers: a in [3, 9] times b in [12, 98]
-    (a 2-3 digit product with carries), then one or two add/subtract steps with 2-digit numbers."""
+    """One problem as (question, solution, answer). Numbers: a times-table product a * b
+    (a, b in [2, 9]), then one or two add/subtract steps with numbers up to 39,
+    where carries and borrows make the model slip."""
     n, item, cont = rng.choice(NAMES), rng.choice(ITEMS), rng.choice(CONTAINERS)
     p = PRON[n]
-    a, b = rng.randint(3, 9), rng.randint(12, 98)
+    a, b = rng.randint(2, 9), rng.randint(2, 9)
     ab = a * b
     kind = rng.randrange(4)
     if kind == 0:  # multiply, subtract
-        c = rng.randint(11, min(99, ab - 1))
+        c = rng.randint(2, min(39, ab - 1))
         r = ab - c
         q = (f"{n} has {a} {cont}. Each of the {cont} holds {b} {item}. {p} gives away {c} {item}. "
              f"How many {item} does {n} have left?")
         s = f"{n} has {a} * {b} = {ab} {item}.\nAfter giving away {c}, {n} has {ab} - {c} = {r} {item}."
     elif kind == 1:  # multiply, add
-        c = rng.randint(11, 99)
+        c = rng.randint(2, 39)
         r = ab + c
         q = f"{n} buys {a} {cont} of {item} with {b} {item} in each. Then {n} finds {c} more {item}. How many {item} does {n} have now?"
         s = f"{n} buys {a} * {b} = {ab} {item}.\nAfter finding {c} more, {n} has {ab} + {c} = {r} {item}."
     elif kind == 2:  # multiply, add, subtract
-        c, d = rng.randint(11, 99), rng.randint(11, 99)
+        c, d = rng.randint(2, 39), rng.randint(2, 39)
         t = ab + c
         d = min(d, t - 1)
         r = t - d
@@ -67,7 +68,7 @@ def gen_problem(rng):
         s = (f"{n} packs {a} * {b} = {ab} {item}.\nWith the loose ones there are {ab} + {c} = {t} {item}.\n"
              f"After selling {d}, there are {t} - {d} = {r} {item} left.")
     else:  # two products, add
-        c, d = rng.randint(2, 9), rng.randint(11, 49)
+        c, d = rng.randint(2, 9), rng.randint(2, 9)
         cd = c * d
         r = ab + cd
         q = (f"{n} has {a} {cont} of {b} {item} and {c} {cont} of {d} {item}. "
