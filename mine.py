@@ -12,7 +12,7 @@ Hardness of a negative (from its verifier profile, both terms in [0, 1]):
 Negatives are ranked by (near miss first, hardness desc, wrongness asc, sample_idx). Each pair's weight is
 its hardness, floored at --min-weight (an absurd negative still teaches a little), then divided by the mean
 over the file so weights average 1 and the learning rate keeps its meaning.
-Output: one pair per line (see notes/CONVENTIONS.md) + a sidecar pairs.jsonl.meta.json.
+Output: one pair per line (see docs/conventions.md) + a sidecar pairs.jsonl.meta.json.
 """
 import argparse
 import json

@@ -11,11 +11,16 @@ set -euo pipefail
 cd "$(dirname "$0")"
 SEED=${SEED:-0}
 RUN=${RUN:-runs/toy-s$SEED}
-if [ "${SMOKE:-0}" = 1 ]; then   # shrunken sizes for the pipeline test
-    SFT_STEPS=${SFT_STEPS:-30}; N_SAMPLE=${N_SAMPLE:-24}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-4}; N_TEST=${N_TEST:-24}
+DATA=${DATA:-data/toy}  # where the toy splits are written (the tokenizer stays in data/toy/tokenizer)
+if [ "${SMOKE:-0}" = 1 ]; then   # shrunken sizes for the pipeline test (tests/test_pipeline.py)
+    N_TRAIN=${N_TRAIN:-200}; SFT_STEPS=${SFT_STEPS:-20}; N_SAMPLE=${N_SAMPLE:-16}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-2}
+    N_TEST=${N_TEST:-16}; MAX_NEW=${MAX_NEW:-48}
+    MINE_ARGS=${MINE_ARGS:---negatives all --keep-absurd}   # an untrained model makes no near misses yet
 else
-    SFT_STEPS=${SFT_STEPS:-1800}; N_SAMPLE=${N_SAMPLE:-2000}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-120}; N_TEST=${N_TEST:-500}
+    N_TRAIN=${N_TRAIN:-30000}; SFT_STEPS=${SFT_STEPS:-1800}; N_SAMPLE=${N_SAMPLE:-2000}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-120}
+    N_TEST=${N_TEST:-500}; MAX_NEW=${MAX_NEW:-160}; MINE_ARGS=${MINE_ARGS:-}
 fi
+DPO_ARGS=${DPO_ARGS:-}  # extra train_dpo.py flags, identical for both runs (e.g. "--beta 0.2 --lr 5e-5")
 THREADS=${THREADS:-0}   # 0 = torch default (all cores)
 mkdir -p "$RUN"
 TIMES="$RUN/timings.tsv"; : > "$TIMES"
@@ -27,20 +32,24 @@ stage() {  # stage NAME cmd... : run, time, log
     printf "%s\t%d\n" "$name" $((SECONDS - t0)) >> "$TIMES"
 }
 
-stage prepare   python data/toy/prepare.py
+stage prepare   python data/toy/prepare.py --out-dir "$DATA" --n-train "$N_TRAIN" --n-val "$N_TEST" --n-test "$N_TEST"
 stage sft       python train_sft.py --out-dir "$RUN/sft" --max-steps "$SFT_STEPS" --seed "$SEED" --threads "$THREADS" \
-                    --eval-every 300 --save-every 300
-stage sample    python sample.py --model "$RUN/sft" --data data/toy/train.jsonl --limit "$N_SAMPLE" --k "$K" \
-                    --temperature 1.0 --max-new-tokens 160 --batch-size 256 --seed "$SEED" --threads "$THREADS" \
+                    --data "$DATA/train.jsonl" --val-data "$DATA/val.jsonl" --eval-every 300 --save-every 300
+stage sample    python sample.py --model "$RUN/sft" --data "$DATA/train.jsonl" --limit "$N_SAMPLE" --k "$K" \
+                    --temperature 0.8 --max-new-tokens "$MAX_NEW" --batch-size 256 --seed "$SEED" --threads "$THREADS" \
                     -o "$RUN/samples.jsonl" --resume
 stage verify    python verifier.py "$RUN/samples.jsonl" -o "$RUN/scored.jsonl"
-stage mine      python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs.jsonl"
+stage mine      python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs.jsonl" $MINE_ARGS
 for W in verifier none; do   # same pairs, same steps, same seed: only the weighting differs
     stage "dpo_$W" python train_dpo.py --pairs "$RUN/pairs.jsonl" --weighting "$W" --out-dir "$RUN/dpo_$W" \
-                    --max-steps "$DPO_STEPS" --seed "$SEED" --threads "$THREADS"
+                    --max-steps "$DPO_STEPS" --seed "$SEED" --threads "$THREADS" $DPO_ARGS
 done
+# validation split: the one used for choices (beta, lr, steps); the test split is only reported
+stage eval_val  python evaluate.py --models "$RUN/sft" "$RUN/dpo_none" "$RUN/dpo_verifier" --names sft dpo wdpo \
+                    --data "$DATA/val.jsonl" --limit "$N_TEST" --max-new-tokens "$MAX_NEW" --batch-size 256 \
+                    --threads "$THREADS" --out-dir "$RUN/eval_val"
 stage evaluate  python evaluate.py --models "$RUN/sft" "$RUN/dpo_none" "$RUN/dpo_verifier" --names sft dpo wdpo \
-                    --data data/toy/test.jsonl --limit "$N_TEST" --max-new-tokens 160 --batch-size 256 \
+                    --data "$DATA/test.jsonl" --limit "$N_TEST" --max-new-tokens "$MAX_NEW" --batch-size 256 \
                     --threads "$THREADS" --out-dir "$RUN/eval"
 {
     echo "# toy pipeline, seed $SEED"; echo

@@ -9,7 +9,7 @@ plus two aggregates (wrongness, absurdity). mine.py and evaluate.py import profi
 Model output is untrusted: nothing here eval()s or sympify()s text. A small recursive-descent parser
 builds tuple ASTs; numbers are checked exactly with Fraction (fast path), closed forms with complex
 floats, and sympy only ever sees ASTs built here, under size bounds and a SIGALRM deadline.
-See notes/README_verifier.md for the rules, formulas and measured rates.
+See docs/verifier.md for the rules, formulas and measured rates.
 """
 import argparse, cmath, json, math, operator, os, random, re, signal, sys, threading, time
 from collections import namedtuple
@@ -539,7 +539,7 @@ def _struct_eq(A, B, budget):
 
 
 def answers_match(reference, candidate, _budget=None):
-    """Mathematical equivalence of a candidate final answer to the reference (rules: notes/README_verifier.md)."""
+    """Mathematical equivalence of a candidate final answer to the reference (rules: docs/verifier.md)."""
     if reference is None or candidate is None: return False
     reference, candidate = str(reference).strip(), str(candidate).strip()
     if reference == candidate: return bool(reference)

@@ -7,13 +7,14 @@ splits digits one by one (as Qwen2.5's does). Deterministic from --seed.
 
 Each record: {"id", "question", "solution", "answer"}; the solution writes every
 intermediate result as an explicit equation and ends with "The answer is: N", e.g.
-    Question: Mia has 7 boxes. Each box holds 36 pens. She gives away 58 pens. How many pens does Mia have left?
-    Answer: Mia has 7 * 36 = 252 pens.
-    After giving away 58, Mia has 252 - 58 = 194 pens.
-    The answer is: 194
-Multiplying a 2-digit by a 1-digit number and carrying through a subtraction is right at
-the edge of what a ~2M-parameter model learns in a few CPU minutes, so its errors are
-near misses (one slipped digit, propagated), the raw material of hard negatives.
+    Question: Mia has 7 boxes. Each of the boxes holds 6 pens. She gives away 19 pens. How many pens does Mia have left?
+    Answer: Mia has 7 * 6 = 42 pens.
+    After giving away 19, Mia has 42 - 19 = 23 pens.
+    The answer is: 23
+A times-table product followed by additions/subtractions with carries and borrows is at
+the edge of what a ~2M-parameter model learns in a few CPU minutes (about a third to a
+half of the problems right), so its errors are near misses (one slipped digit,
+propagated or miscopied), the raw material of hard negatives.
 """
 import argparse
 import random
@@ -29,7 +30,7 @@ parser.add_argument("--n-train", type=int, default=30000, help="training problem
 parser.add_argument("--n-val", type=int, default=500, help="validation problems (for choices: never tune on test)")
 parser.add_argument("--n-test", type=int, default=500, help="test problems")
 parser.add_argument("--seed", type=int, default=1337, help="generator seed (splits use seed, seed+1, seed+2)")
-parser.add_argument("--tokenizer", action="store_true", help="also (re)train the tokenizer into <out-dir>/tokenizer")
+parser.add_argument("--tokenizer", action="store_true", help="(re)train the tokenizer into <out-dir>/tokenizer (the committed one is data/toy/tokenizer)")
 parser.add_argument("--vocab-size", type=int, default=512, help="BPE vocabulary size of the toy tokenizer")
 
 NAMES = ["Mia", "Tom", "Ava", "Leo", "Zoe", "Sam", "Ivy", "Ben", "Eli", "Amy", "Max", "Lily", "Noah", "Emma", "Omar", "Rosa"]
@@ -117,7 +118,8 @@ if __name__ == "__main__":
     for name, recs in [("train", train), ("val", val), ("test", test)]:
         write_jsonl(out / f"{name}.jsonl", recs)
         print(f"wrote {len(recs):6d} problems to {out / (name + '.jsonl')}")
-    if args.tokenizer or not (out / "tokenizer" / "tokenizer.json").exists():
+    default_dir = out.resolve() == Path(__file__).resolve().parent
+    if args.tokenizer or (default_dir and not (out / "tokenizer" / "tokenizer.json").exists()):
         # the tokenizer is trained on its own fixed-seed corpus, so it does not change with --n-train
         corpus = make_split(5000, 12345, "tok")
         texts = [format_prompt(r["question"]) + format_response(r["solution"]) for r in corpus]
