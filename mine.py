@@ -35,6 +35,9 @@ parser.add_argument("--keep-absurd", action="store_true", help="keep truncated (
 parser.add_argument("--max-chosen-wrongness", type=float, default=0.02,
                     help="a correct sample is a clean chosen only below this wrongness (one slipped step costs >= 0.04)")
 parser.add_argument("--no-reference", action="store_true", help="never fall back to the reference solution as chosen")
+parser.add_argument("--rejected-scope", default="first-error", choices=["first-error", "full"],
+                    help="first-error: the DPO loss on a rejected solution stops after its first wrong equation "
+                         "(pair field rejected_upto); full: the whole rejected text counts")
 parser.add_argument("--min-weight", type=float, default=0.05, help="floor of the raw weight before normalising to mean 1")
 
 REQUIRED = ("problem_id", "sample_idx", "completion", "answer", "finish_reason", "profile")
@@ -129,8 +132,26 @@ def mine_problem(samples, args, stats):
                       "weight": max(hardness(s["profile"]), args.min_weight), "hardness": round(hardness(s["profile"]), 6),
                       "answer": first["answer"], "chosen_source": src, "chosen_sample_idx": cidx,
                       "rejected_sample_idx": s["sample_idx"], "rank": j, "chosen_profile": cprof,
-                      "rejected_profile": s["profile"], "hard": hard})
+                      "rejected_profile": s["profile"], "hard": hard,
+                      "rejected_upto": first_error_end(s["completion"], s["profile"]) if args.rejected_scope == "first-error" else None})
     return pairs
+
+
+def first_error_end(text, profile):
+    """Character offset just past the result of the first wrong equation the verifier found, or None.
+    What follows a slip is mostly faithful work on a wrong number (copying it, carrying it on):
+    pushing those tokens down would teach the model to stop copying. So the rejected side of the
+    loss ends at the slip itself and DPO punishes exactly the step the verifier flagged."""
+    d = profile.get("details") or {}
+    eqs, step = d.get("wrong_equations") or [], d.get("first_wrong_step")
+    if not eqs or step is None:
+        return None  # no wrong step (a miscopied final answer, ...): the whole text is the error
+    lines = text.split("\n")
+    start = sum(len(line) + 1 for line in lines[:step]) if step < len(lines) else 0
+    i = text.find(eqs[0], start)
+    if i < 0:
+        i = text.find(eqs[0])
+    return None if i < 0 else i + len(eqs[0])
 
 
 def histogram(ws, edges=(0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, float("inf")), width=40):

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common import (DataError, SeqLogp, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, get_lr,
+from common import (IGNORE, DataError, SeqLogp, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, get_lr,
                     has_weights, load_model, print0, progress, read_jsonl, recover_checkpoint, resolve_model,
                     save_checkpoint, sequence_logps, step_indices)
 
@@ -86,6 +86,22 @@ def pairs_sha(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def encode_rejected(tok, prompt, response, upto):
+    """encode_pair, but with `upto` (a character offset into `response`, from mine.py's rejected_upto)
+    only the tokens that start before it carry a log-prob: the rest of the rejected text and its EOS
+    are masked (-100). upto=None -> the plain encode_pair."""
+    ids, labels = encode_pair(tok, prompt, response)
+    if upto is None:
+        return ids, labels
+    offsets = tok(response, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    n_prompt = len(ids) - len(offsets) - 1
+    for j, (start, _) in enumerate(offsets):
+        if start >= upto:
+            labels[n_prompt + j] = IGNORE
+    labels[-1] = IGNORE  # no EOS: the solution did not end there
+    return ids, labels
+
+
 def load_pairs(path, tok, max_len, weighting="verifier"):
     """Read + tokenise pairs. Returns a list of {"c": (ids, labels), "r": (ids, labels), "w", "nc", "nr", "line"}.
     Bad records raise DataError('file:line: ...'); pairs over max_len are skipped with a counted note."""
@@ -99,7 +115,10 @@ def load_pairs(path, tok, max_len, weighting="verifier"):
         if not (math.isfinite(w) and w >= 0):  # json.loads accepts NaN / Infinity
             raise DataError(f"{path}:{r['_line']}: weight must be finite and >= 0, got {r['weight']}")
         c = encode_pair(tok, r["prompt"], r["chosen"])
-        rj = encode_pair(tok, r["prompt"], r["rejected"])
+        upto = r.get("rejected_upto")
+        if upto is not None and not (isinstance(upto, int) and 0 < upto <= len(r["rejected"])):
+            raise DataError(f"{path}:{r['_line']}: field 'rejected_upto' must be an int in [1, len(rejected)], got {upto!r}")
+        rj = encode_rejected(tok, r["prompt"], r["rejected"], upto)
         n = max(len(c[0]), len(rj[0]))
         if n > max_len:
             long_lines.append(r["_line"])

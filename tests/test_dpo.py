@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # also run as a script: the DDP test's torchrun entry point (see the bottom)
-from common import IGNORE, format_prompt, format_response, load_model, read_jsonl, sequence_logps, write_json, write_jsonl
+from common import IGNORE, DataError, format_prompt, format_response, load_model, read_jsonl, sequence_logps, write_json, write_jsonl
 import train_dpo
 from train_dpo import compute_ref_logps, concat_batch, dpo_micro_loss, load_pairs, preference_loss
 
@@ -222,3 +222,16 @@ def test_long_pairs_are_skipped_and_counted(tmp_path, pairs, capsys):
 if __name__ == "__main__":  # the DDP test's ranks: train_dpo.py with SGD in place of AdamW
     torch.optim.AdamW = sgd
     train_dpo.main(sys.argv[1:])
+
+
+def test_rejected_upto_masks_after_the_slip(toy_tok, tmp_path):
+    from train_dpo import encode_rejected
+    prompt, text = "Question: q\nAnswer:", " Mia has 7 * 6 = 43 pens.\nThe answer is: 43"
+    ids, lab = encode_rejected(toy_tok, prompt, text, len(" Mia has 7 * 6 = 43"))
+    kept = [i for i, l in zip(ids, lab) if l != -100]
+    assert toy_tok.decode(kept) == " Mia has 7 * 6 = 43" and lab[-1] == -100  # no EOS either
+    assert encode_rejected(toy_tok, prompt, text, None)[1][-1] == toy_tok.eos_token_id
+    bad = tmp_path / "p.jsonl"
+    bad.write_text(json.dumps({"prompt": prompt, "chosen": " x", "rejected": text, "weight": 1.0, "rejected_upto": 999}) + "\n")
+    with pytest.raises(DataError, match=r"p.jsonl:1: field 'rejected_upto'"):
+        load_pairs(bad, toy_tok, 512)

@@ -165,3 +165,16 @@ def test_with_the_real_verifier(tmp_path):
     pairs = run(tmp_path, recs, "--negatives", "all", "--keep-absurd")
     assert pairs[0]["rejected_sample_idx"] == 1 and sorted(p["rejected_sample_idx"] for p in pairs) == [1, 2, 3]
     assert pairs[0]["weight"] == max(p["weight"] for p in pairs) and not any(p["hard"] for p in pairs[1:])
+
+
+def test_first_error_scope_ends_rejected_at_the_slip(tmp_path):
+    """The rejected side of the loss stops right after the first wrong equation's result."""
+    from mine import first_error_end
+    from verifier import profile
+    text = " Mia has 7 * 6 = 43 pens.\nAfter giving away 19, Mia has 43 - 19 = 24 pens.\nThe answer is: 24"
+    upto = first_error_end(text, profile(text, "23").to_dict())
+    assert text[:upto] == " Mia has 7 * 6 = 43"
+    slip2 = " Mia has 7 * 6 = 42 pens.\nAfter giving away 19, Mia has 42 - 19 = 13 pens.\nThe answer is: 13"
+    assert slip2[:first_error_end(slip2, profile(slip2, "23").to_dict())].endswith("42 - 19 = 13")
+    miscopy = " Mia has 7 * 6 = 42 pens.\nAfter giving away 19, Mia has 42 - 19 = 23 pens.\nThe answer is: 32"
+    assert first_error_end(miscopy, profile(miscopy, "23").to_dict()) is None  # no wrong step: whole text
