@@ -73,7 +73,7 @@ def write_jsonl(path, records):
     """Write records atomically: a crash mid-write never leaves a half file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per-process: concurrent writers never share it
     with open(tmp, "w", encoding="utf-8") as f:
         for r in records:
             f.write(json.dumps(_clean(r), ensure_ascii=False) + "\n")
@@ -82,7 +82,7 @@ def write_jsonl(path, records):
 def write_json(path, obj):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per-process: concurrent writers never share it
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=2, ensure_ascii=False)
         f.write("\n")
