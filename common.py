@@ -304,6 +304,43 @@ def compute_cleanup(ddp):
         import torch.distributed as dist
         dist.destroy_process_group()
 
+def grad_accum_steps(batch_size, micro_batch_size, world):
+    """batch = micro x accumulation x world, asserted: a remainder would silently change the batch."""
+    per_rank, rem = divmod(batch_size, world)
+    assert rem == 0, f"--batch-size {batch_size} must be divisible by world size {world}"
+    accum, rem = divmod(per_rank, micro_batch_size)
+    assert rem == 0 and accum >= 1, (f"--batch-size/world ({per_rank}) must be a multiple of "
+                                     f"--micro-batch-size ({micro_batch_size})")
+    return accum
+
+def load_train_state(out_dir):
+    """The train_state.pt of a checkpoint dir, for --resume (call recover_checkpoint first)."""
+    try:
+        return torch.load(f"{out_dir}/train_state.pt", map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise SystemExit(f"--resume: no {out_dir}/train_state.pt") from None
+
+def training_forward(model, chunk, grad_checkpointing, compile, ddp, local_rank, device):
+    """The module the training loops call: SeqLogp(model) -> optionally compiled -> DDP. DDP wraps
+    SeqLogp so the chunked head runs inside DDP's forward; checkpoints are saved from `model` itself
+    (no "module." / "_orig_mod." prefixes)."""
+    if grad_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    fwd = SeqLogp(model, chunk)
+    if compile:
+        fwd = torch.compile(fwd)
+    if ddp:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        fwd = DDP(fwd, device_ids=[local_rank] if str(device).startswith("cuda") else None)
+    return fwd
+
+def make_optimizer(model, lr, weight_decay, device):
+    """AdamW with weight decay on matrices only (not norms/biases); fused kernels on GPU."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                             lr=lr, betas=(0.9, 0.95), fused=str(device).startswith("cuda"))
+
 def autocast_ctx(device, dtype="bfloat16"):
     """bf16 autocast on GPU (weights stay fp32: AdamW master weights), plain fp32 on CPU."""
     if str(device).startswith("cuda") and dtype != "float32":

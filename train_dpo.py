@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common import (IGNORE, DataError, SeqLogp, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, get_lr,
-                    has_weights, load_model, print0, progress, read_jsonl, recover_checkpoint, resolve_model,
-                    save_checkpoint, sequence_logps, step_indices)
+from common import (IGNORE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, get_lr,
+                    grad_accum_steps, has_weights, load_model, load_train_state, make_optimizer, print0, progress,
+                    read_jsonl, recover_checkpoint, resolve_model, save_checkpoint, sequence_logps, step_indices,
+                    training_forward)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # model / data
@@ -164,12 +165,12 @@ def dpo_micro_loss(fwd, batch, ref, beta, w_sum, nc_sum, sft_alpha=0.0, world=1,
     return loss * world, stats
 
 
-def ref_cache_path(args, ref_name, ref_dtype):
+def ref_cache_path(args, ref_name, ref_dtype, sha):
     """Cache file keyed by everything the reference log-probs depend on: pairs content, reference weights
     (path + mtime/size of the weight files, or seed for a random init), max_len, precision."""
     p = resolve_model(ref_name)
     wfiles = sorted(Path(p).glob("*.safetensors")) + sorted(Path(p).glob("*.bin")) if has_weights(p) else []
-    key = {"pairs": pairs_sha(args.pairs), "ref": str(Path(p).resolve()) if Path(p).exists() else p,
+    key = {"pairs": sha, "ref": str(Path(p).resolve()) if Path(p).exists() else p,
            "weights": [(f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in wfiles],
            "seed": None if wfiles else args.seed, "max_len": args.max_len, "dtype": ref_dtype}
     sha = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -212,11 +213,7 @@ def train(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     ddp, rank, local_rank, world, device = compute_init(args.device)
-    per_rank, rem = divmod(args.batch_size, world)
-    assert rem == 0, f"--batch-size {args.batch_size} must be divisible by world size {world}"
-    grad_accum, rem = divmod(per_rank, args.micro_batch_size)
-    assert rem == 0 and grad_accum >= 1, (f"--batch-size/world ({per_rank}) must be a multiple of "
-                                          f"--micro-batch-size ({args.micro_batch_size})")
+    grad_accum = grad_accum_steps(args.batch_size, args.micro_batch_size, world)
     if not Path(args.pairs).exists():
         raise DataError(f"{args.pairs}: file not found")
     pmeta_path = Path(args.pairs + ".meta.json")
@@ -228,13 +225,10 @@ def train(args):
     torch.manual_seed(args.seed)
 
     recover_checkpoint(args.out_dir)
-    state = None
-    if args.resume:
-        try:
-            state = torch.load(f"{args.out_dir}/train_state.pt", map_location="cpu", weights_only=False)
-        except FileNotFoundError:
-            raise SystemExit(f"--resume: no {args.out_dir}/train_state.pt")
-        if state["pairs_sha"] != pairs_sha(args.pairs):
+    state = load_train_state(args.out_dir) if args.resume else None
+    sha = pairs_sha(args.pairs)  # once: stored with every checkpoint, checked on resume
+    if state:
+        if state["pairs_sha"] != sha:
             raise SystemExit(f"--resume: {args.pairs} changed since the checkpoint in {args.out_dir} was written")
     src = args.out_dir if state else init_name
     model, tok, how = load_model(src, device=device, seed=args.seed, tokenizer=args.tokenizer if not state else None)
@@ -252,7 +246,7 @@ def train(args):
         ref_model = load_model(ref_name, device=device, seed=args.seed, tokenizer=args.tokenizer)[0].eval()
         ref_model.requires_grad_(False)
     else:
-        cache, key = ref_cache_path(args, ref_name, ref_dtype)
+        cache, key = ref_cache_path(args, ref_name, ref_dtype, sha)
         have = torch.tensor(float(cache.exists()), device=device)
         if ddp:  # every rank must take the same branch (the compute branch has a collective)
             torch.distributed.all_reduce(have, op=torch.distributed.ReduceOp.MIN)
@@ -276,25 +270,15 @@ def train(args):
                 if device.startswith("cuda"):
                     torch.cuda.empty_cache()
 
-    if args.grad_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     raw_model = model  # save this one: no DDP "module." nor compile "_orig_mod." prefixes
-    # DDP wraps SeqLogp, so the chunked head runs inside DDP's forward
-    fwd = SeqLogp(model, args.head_chunk_rows)  # only response rows reach lm_head, this many at a time
-    if args.compile:
-        fwd = torch.compile(fwd)
-    if ddp:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-        fwd = DDP(fwd, device_ids=[local_rank] if device.startswith("cuda") else None)
+    # only response rows reach lm_head, --head-chunk-rows at a time; DDP wraps the whole SeqLogp
+    fwd = training_forward(model, args.head_chunk_rows, args.grad_checkpointing, args.compile, ddp, local_rank, device)
     ws = [p["w"] for p in pairs]
     print0(f"data: {N} pairs | weighting {args.weighting} (mean {sum(ws) / N:.3f}, min {min(ws):.3f}, max {max(ws):.3f}) | "
            f"batch {args.batch_size} = micro {args.micro_batch_size} x accum {grad_accum} x world {world} | {steps} steps | "
            f"beta {args.beta}")
 
-    decay = [p for p in raw_model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in raw_model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.95), fused=device.startswith("cuda"))
+    opt = make_optimizer(raw_model, args.lr, args.weight_decay, device)
     step, history = 0, []
     if state:
         opt.load_state_dict(state["optimizer"])
@@ -307,7 +291,7 @@ def train(args):
                 "weighting": args.weighting, "beta": args.beta, "sft_alpha": args.sft_alpha,
                 "last": history[-1] if history else None, "args": vars(args)}
         save_checkpoint(args.out_dir, raw_model, tok, meta, {"optimizer": opt.state_dict(), "step": step,
-                        "history": history, "rng": torch.get_rng_state(), "pairs_sha": pairs_sha(args.pairs)})
+                        "history": history, "rng": torch.get_rng_state(), "pairs_sha": sha})
 
     raw_model.train()
     pbar = progress(total=steps, initial=step, desc="dpo", disable=rank != 0)
@@ -346,7 +330,7 @@ def train(args):
         rec = {"step": step, "loss": stats[0].item(), "acc": stats[1].item() / B, "r_c": stats[2].item() / B,
                "r_r": stats[3].item() / B, "nll": stats[4].item(), "lr": lr, "gnorm": float(gnorm),
                "w_mean": sum(sw) / B, "w_min": min(sw), "w_max": max(sw),
-               "len_c": sum(pairs[i]["nc"] for i in gidx) / B, "len_r": sum(pairs[i]["nr"] for i in gidx) / B}
+               "len_c": nc_sum / B, "len_r": sum(pairs[i]["nr"] for i in gidx) / B}
         history.append(rec)
         n_tok = sum(len(pairs[i]["c"][0]) + len(pairs[i]["r"][0]) for i in gidx)
         pbar.update(1)

@@ -18,9 +18,10 @@ import time
 import torch
 from tqdm import tqdm
 
-from common import (DataError, SeqLogp, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, format_prompt,
-                    format_response, get_lr, load_model, print0, progress, read_jsonl, read_meta, recover_checkpoint,
-                    save_checkpoint, sequence_logps, step_indices)
+from common import (DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, format_prompt,
+                    format_response, get_lr, grad_accum_steps, load_model, load_train_state, make_optimizer, print0,
+                    progress, read_jsonl, recover_checkpoint, save_checkpoint, sequence_logps, step_indices,
+                    training_forward)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # model / data
@@ -78,32 +79,17 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     ddp, rank, local_rank, world, device = compute_init(args.device)
-    per_rank, rem = divmod(args.batch_size, world)
-    assert rem == 0, f"--batch-size {args.batch_size} must be divisible by world size {world}"
-    grad_accum, rem = divmod(per_rank, args.micro_batch_size)
-    assert rem == 0 and grad_accum >= 1, (f"--batch-size/world ({per_rank}) must be a multiple of "
-                                          f"--micro-batch-size ({args.micro_batch_size})")
+    grad_accum = grad_accum_steps(args.batch_size, args.micro_batch_size, world)
     torch.manual_seed(args.seed)
 
     recover_checkpoint(args.out_dir)
-    state = None
-    if args.resume:
-        try:
-            state = torch.load(f"{args.out_dir}/train_state.pt", map_location="cpu", weights_only=False)
-        except FileNotFoundError:
-            raise SystemExit(f"--resume: no {args.out_dir}/train_state.pt")
+    state = load_train_state(args.out_dir) if args.resume else None
     src = args.out_dir if state else args.model
     model, tok, how = load_model(src, device=device, seed=args.seed, tokenizer=args.tokenizer if not state else None)
     print0(f"model: {how} | {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params | device {device} | world {world}")
-    if args.grad_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     raw_model = model  # save this one: no DDP "module." nor compile "_orig_mod." prefixes
-    fwd = SeqLogp(model)  # forward = summed response log-probs; DDP wraps this so the chunked head is inside
-    if args.compile:
-        fwd = torch.compile(fwd)
-    if ddp:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-        fwd = DDP(fwd, device_ids=[local_rank] if device.startswith("cuda") else None)
+    # forward = summed response log-probs (SeqLogp), compiled / DDP-wrapped as asked
+    fwd = training_forward(model, 1024, args.grad_checkpointing, args.compile, ddp, local_rank, device)
 
     train = load_examples(args.data, tok, args.max_len)
     val = load_examples(args.val_data, tok, args.max_len)[:args.eval_examples] if args.val_data else []
@@ -111,10 +97,7 @@ def main():
     print0(f"data: {len(train)} train examples | batch {args.batch_size} = micro {args.micro_batch_size} x accum "
            f"{grad_accum} x world {world} | {steps} steps")
 
-    decay = [p for p in raw_model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in raw_model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.95), fused=device.startswith("cuda"))
+    opt = make_optimizer(raw_model, args.lr, args.weight_decay, device)
     step, history = 0, []
     if state:
         opt.load_state_dict(state["optimizer"])
