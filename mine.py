@@ -16,6 +16,8 @@ Output: one pair per line (see docs/conventions.md) + a sidecar pairs.jsonl.meta
 """
 import argparse
 import json
+import math
+import random
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -27,8 +29,18 @@ parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.R
 parser.add_argument("scored", help="scored sample JSONL from verifier.py (sample records + 'profile')")
 parser.add_argument("-o", "--out", required=True, help="output pair JSONL (a .meta.json sidecar is written next to it)")
 # selection
-parser.add_argument("--negatives", default="hard", choices=["hard", "all"],
-                    help="hard: only near misses (verifier.is_near_miss); all: any wrong sample (ablation)")
+parser.add_argument("--negatives", default="hard", choices=["hard", "all", "random"],
+                    help="hard: only near misses (verifier.is_near_miss), hardest first; all: any wrong sample, hardest "
+                         "first; random: any wrong sample in a seeded random order, absurd ones included (the "
+                         "'does hardness matter?' ablation)")
+parser.add_argument("--rejected-from", default=None,
+                    help="take the rejected candidates from this scored file instead (e.g. the model's own greedy "
+                         "answers: sample.py --temperature 0 --k 1 + verifier.py); chosen still come from SCORED")
+parser.add_argument("--heldout-frac", type=float, default=0.0,
+                    help="put the pairs of this fraction of problems (seeded choice) in --heldout-out, not in --out: "
+                         "pairs DPO never trains on, for held-out pair accuracy (diagnose.py)")
+parser.add_argument("--heldout-out", default=None, help="output pair JSONL of the held-out problems (with --heldout-frac)")
+parser.add_argument("--seed", type=int, default=0, help="seed of --negatives random and of the --heldout-frac choice")
 parser.add_argument("--max-pairs-per-problem", type=int, default=4, help="cap on pairs per problem (hardest negatives kept)")
 parser.add_argument("--max-absurdity", type=float, default=0.5, help="negatives more absurd than this are garbage, not hard")
 parser.add_argument("--keep-absurd", action="store_true", help="keep truncated (finish_reason=length) and absurd negatives")
@@ -73,8 +85,9 @@ def load_scored(path):
     return recs
 
 
-def mine_problem(samples, args, stats):
-    """Pairs of one problem (samples sorted by sample_idx). Returns a list of pair dicts with raw weights."""
+def mine_problem(samples, args, stats, rejected_pool=None, problem_seed=0):
+    """Pairs of one problem (samples sorted by sample_idx). Returns a list of pair dicts with raw weights.
+    rejected_pool: the candidate negatives (default: the same samples); problem_seed: for --negatives random."""
     first = samples[0]
     pid = str(first["problem_id"])
     prompt = first.get("prompt") or format_prompt(first["question"])
@@ -91,7 +104,11 @@ def mine_problem(samples, args, stats):
         if ref and not args.no_reference:
             text = format_response(ref)
             p = profile(text, first["answer"], question=first.get("question"), truncated=False).to_dict()
-            stats["reference_not_verified"] += not p["correct"]  # a data/verifier mismatch worth knowing about
+            if not p["correct"] or num(p, "wrongness") > args.max_chosen_wrongness:
+                # a flawed reference (noisy SFT data: the toy's flawed teacher, real MetaMathQA) is no chosen
+                stats["reference_not_verified"] += 1
+                stats["problems_no_chosen"] += 1
+                return []
             clean = [("reference", None, text, p)]
             texts.add(text.strip())
         else:
@@ -99,7 +116,7 @@ def mine_problem(samples, args, stats):
             return []
     # rejected: wrong samples, filtered, deduplicated, ranked by the verifier
     cands, seen = [], set()
-    for s in samples:
+    for s in (samples if rejected_pool is None else rejected_pool):
         p, t = s["profile"], s["completion"]
         if p["correct"]:
             continue
@@ -108,7 +125,7 @@ def mine_problem(samples, args, stats):
             stats["skip_empty"] += 1
         elif not args.keep_absurd and s["finish_reason"] == "length":
             stats["skip_truncated"] += 1
-        elif not args.keep_absurd and num(p, "absurdity") > args.max_absurdity:
+        elif not args.keep_absurd and args.negatives != "random" and num(p, "absurdity") > args.max_absurdity:
             stats["skip_absurd"] += 1
         elif args.negatives == "hard" and not is_near_miss(p):
             stats["skip_not_hard"] += 1
@@ -119,15 +136,19 @@ def mine_problem(samples, args, stats):
         else:
             seen.add(t.strip())
             cands.append(s)
-    cands.sort(key=lambda s: (not is_near_miss(s["profile"]), -hardness(s["profile"]),
-                              num(s["profile"], "wrongness"), s["sample_idx"]))
+    if args.negatives == "random":  # integer seed per problem: the same choice in every process
+        random.Random(args.seed * 1_000_003 + problem_seed).shuffle(cands)
+    else:
+        cands.sort(key=lambda s: (not is_near_miss(s["profile"]), -hardness(s["profile"]),
+                                  num(s["profile"], "wrongness"), s["sample_idx"]))
     stats["skip_over_cap"] += max(0, len(cands) - args.max_pairs_per_problem)
     pairs = []
     for j, s in enumerate(cands[:args.max_pairs_per_problem]):
         src, cidx, ctext, cprof = clean[j % len(clean)]
         hard = bool(is_near_miss(s["profile"]))
         tag = f"c{cidx}" if src == "sample" else "ref"
-        pairs.append({"id": f"{pid}/{tag}-r{s['sample_idx']}", "problem_id": first["problem_id"], "prompt": prompt,
+        rtag = "g" if rejected_pool is not None else "r"
+        pairs.append({"id": f"{pid}/{tag}-{rtag}{s['sample_idx']}", "problem_id": first["problem_id"], "prompt": prompt,
                       "chosen": ctext, "rejected": s["completion"],
                       "weight": max(hardness(s["profile"]), args.min_weight), "hardness": round(hardness(s["profile"]), 6),
                       "answer": first["answer"], "chosen_source": src, "chosen_sample_idx": cidx,
@@ -135,6 +156,13 @@ def mine_problem(samples, args, stats):
                       "rejected_profile": s["profile"], "hard": hard,
                       "rejected_upto": first_error_end(s["completion"], s["profile"]) if args.rejected_scope == "first-error" else None})
     return pairs
+
+
+def error_kind(p):
+    """The dominant verifier dimension of a wrong answer, for the pairs' summary (which kinds of negatives)."""
+    dims = {d: num(p, d) for d in ("format", "logical", "arithmetic", "symbolic")}
+    d, v = max(dims.items(), key=lambda kv: kv[1])
+    return d if v > 0 else "answer_only"
 
 
 def first_error_end(text, profile):
@@ -177,14 +205,25 @@ def main(argv=None):
         raise SystemExit(f"error: {e}") from None
     if args.max_pairs_per_problem < 1:
         raise SystemExit("error: --max-pairs-per-problem must be >= 1")
+    if args.heldout_frac and not args.heldout_out:
+        raise SystemExit("error: --heldout-frac needs --heldout-out")
     by_problem = defaultdict(list)
     for r in recs:
         by_problem[str(r["problem_id"])].append(r)
+    pool = None
+    if args.rejected_from:
+        try:
+            pool = defaultdict(list)
+            for r in load_scored(args.rejected_from):
+                pool[str(r["problem_id"])].append(r)
+        except DataError as e:
+            raise SystemExit(f"error: {e}") from None
     stats = Counter()
     pairs = []
-    for pid in sorted(by_problem):  # deterministic whatever the input order
+    for k, pid in enumerate(sorted(by_problem)):  # deterministic whatever the input order
         samples = sorted(by_problem[pid], key=lambda s: s["sample_idx"])
-        got = mine_problem(samples, args, stats)
+        rej = None if pool is None else sorted(pool.get(pid, []), key=lambda s: s["sample_idx"])
+        got = mine_problem(samples, args, stats, rej, k)
         if not got and all(s["profile"]["correct"] for s in samples):
             stats["problems_all_correct"] += 1
         pairs.extend(got)
@@ -193,20 +232,34 @@ def main(argv=None):
     if not pairs:
         raise SystemExit(f"error: {args.scored}: no pairs mined from {len(recs)} samples of {n_prob} problems "
                          f"({dict(stats)}); try --negatives all or --keep-absurd")
+    heldout = []
+    if args.heldout_frac:  # whole problems go to the held-out file, chosen by a seeded shuffle of ALL sorted problem
+        pids = sorted(by_problem)  # ids: the same problems whatever the mining rule (arms stay comparable)
+        random.Random(args.seed).shuffle(pids)
+        held = set(pids[:round(args.heldout_frac * len(pids))])
+        heldout = [p for p in pairs if str(p["problem_id"]) in held]
+        pairs = [p for p in pairs if str(p["problem_id"]) not in held]
     mean_w = sum(p["weight"] for p in pairs) / len(pairs)
-    for p in pairs:
+    for p in pairs + heldout:
         p["weight"] = round(p["weight"] / mean_w, 6)
     ws = [p["weight"] for p in pairs]
+    cv = math.sqrt(sum((w - 1) ** 2 for w in ws) / len(ws))  # weights have mean 1, so std = coefficient of variation
     summary = {"pairs": len(pairs), "problems": n_prob, "problems_covered": covered, "samples": len(recs),
                "chosen_from_reference": sum(p["chosen_source"] == "reference" for p in pairs),
                "hard": sum(p["hard"] for p in pairs), "not_hard": sum(not p["hard"] for p in pairs),
-               "weight_min": min(ws), "weight_max": max(ws), "raw_weight_mean": round(mean_w, 6), **dict(sorted(stats.items()))}
+               "weight_min": min(ws), "weight_max": max(ws), "weight_cv": round(cv, 4), "raw_weight_mean": round(mean_w, 6),
+               "heldout_pairs": len(heldout), "rejected_from": args.rejected_from,
+               "rejected_kinds": dict(Counter(error_kind(p["rejected_profile"]) for p in pairs)), **dict(sorted(stats.items()))}
     model = source_model(recs, args.scored)
     if isinstance(model, list):  # train_dpo.py needs one policy: it will ask for --model
         print(f"warning: the samples come from {len(model)} models {model}; pass train_dpo.py --model explicitly")
     write_jsonl(args.out, pairs)
     write_json(args.out + ".meta.json", {"stage": "mine", "model": model,
                                          "parent": args.scored, "args": vars(args), "summary": summary})
+    if args.heldout_out:
+        write_jsonl(args.heldout_out, heldout)
+        write_json(args.heldout_out + ".meta.json", {"stage": "mine", "model": model, "parent": args.scored,
+                                                     "args": vars(args), "summary": {"pairs": len(heldout)}})
     print(f"mine: {len(recs)} scored samples of {n_prob} problems -> {len(pairs)} pairs covering "
           f"{covered}/{n_prob} problems ({100 * covered / n_prob:.0f}%) -> {args.out}")
     print(f"chosen: {len(pairs) - summary['chosen_from_reference']} from samples, {summary['chosen_from_reference']} from the "
@@ -215,7 +268,8 @@ def main(argv=None):
     print("skipped negatives: " + ", ".join(f"{k[5:]} {v}" for k, v in sorted(stats.items()) if k.startswith("skip_"))
           + f" | problems without pairs: {n_prob - covered} (all correct {stats['problems_all_correct']}, "
             f"no clean chosen {stats['problems_no_chosen']})")
-    print(f"weights (normalised to mean 1; raw mean {mean_w:.3f}):\n{histogram(ws)}")
+    print(f"rejected kinds: {summary['rejected_kinds']}" + (f" | held out: {len(heldout)} pairs -> {args.heldout_out}" if heldout else ""))
+    print(f"weights (normalised to mean 1; raw mean {mean_w:.3f}; coefficient of variation {cv:.2f}):\n{histogram(ws)}")
 
 
 if __name__ == "__main__":

@@ -1,66 +1,111 @@
 #!/usr/bin/env bash
-# The reference pipeline on the embedded toy world (nanochat's speedrun.sh, CPU-sized):
-#   prepare -> SFT -> sample -> verify -> mine -> DPO (verifier-weighted) + DPO (plain, same pairs,
-#   same steps) -> evaluate all three side by side on the toy test split.
+# The main job: the embedded toy experiment (nanochat's speedrun.sh, CPU-sized). One seed:
+#   prepare -> SFT -> sample (T=0.8, K per problem) + greedy answers -> verify -> mine three pair sets
+#   -> six arms trained from the SFT model with the same steps, lr and seed:
+#        sft+          NLL on the chosen side only (the matched-compute control every DPO arm is judged against)
+#        dpo           DPO + the same NLL anchor, uniform weights              (hard negatives)
+#        wdpo          the same, verifier weights                               (hard negatives)
+#        wdpo-shuffled the same weights randomly permuted over the pairs        (do the weights carry information?)
+#        dpo-randneg   uniform weights, a random wrong sample as rejected       (does hardness matter?)
+#        dpo-greedy    uniform weights, the model's own greedy wrong answer     (the model's own errors)
+#   -> greedy evaluation of all seven on val (choices) and test -> diagnostics -> report (summary.md)
 # Every line is a real script with its real flags: read it as the recipe.
 #
-#   bash run.sh                      # ~20 min on a 2-core CPU; writes runs/toy-s0/
-#   SEED=1 bash run.sh               # another seed (SFT init, data order, sampling, DPO order)
-#   SMOKE=1 bash run.sh              # tiny sizes, a minute: checks that every stage runs
+#   bash run.sh                   # seed 0 -> runs/toy-s0/ (see README for the measured time)
+#   THREADS=1 bash run.sh         # on a machine shared with other jobs (THREADS=0 takes every core)
+#   SEED=1 bash run.sh            # another seed (SFT init, data order, sampling, pair order); same data splits
+#   SMOKE=1 bash run.sh           # tiny sizes, about a minute -> runs/smoke-s0/ (never touches runs/toy-s*)
+#   STOP_AFTER=sft bash run.sh    # run up to a stage only
+# A stage that finished is skipped on rerun; its .done file records the command it ran with, and a rerun with
+# other settings stops with a message instead of mixing results (delete the .done file, or use another RUN=).
 set -euo pipefail
 cd "$(dirname "$0")"
 SEED=${SEED:-0}
-RUN=${RUN:-runs/toy-s$SEED}
-DATA=${DATA:-data/toy}  # where the toy splits are written (the tokenizer stays in data/toy/tokenizer)
 if [ "${SMOKE:-0}" = 1 ]; then   # shrunken sizes for the pipeline test (tests/test_pipeline.py)
-    N_TRAIN=${N_TRAIN:-200}; SFT_STEPS=${SFT_STEPS:-20}; N_SAMPLE=${N_SAMPLE:-16}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-2}
-    N_TEST=${N_TEST:-16}; MAX_NEW=${MAX_NEW:-48}
+    RUN=${RUN:-runs/smoke-s$SEED}
+    N_TRAIN=${N_TRAIN:-300}; N_VAL=${N_VAL:-16}; N_TEST=${N_TEST:-24}; SFT_STEPS=${SFT_STEPS:-30}
+    N_SAMPLE=${N_SAMPLE:-24}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-3}; MAX_NEW=${MAX_NEW:-48}
     MINE_ARGS=${MINE_ARGS:---negatives all --keep-absurd}   # an untrained model makes no near misses yet
+    SFT_EVAL=${SFT_EVAL:-10}
 else
-    N_TRAIN=${N_TRAIN:-30000}; SFT_STEPS=${SFT_STEPS:-1800}; N_SAMPLE=${N_SAMPLE:-2000}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-120}
-    N_TEST=${N_TEST:-500}; MAX_NEW=${MAX_NEW:-160}; MINE_ARGS=${MINE_ARGS:-}
+    RUN=${RUN:-runs/toy-s$SEED}
+    N_TRAIN=${N_TRAIN:-30000}; N_VAL=${N_VAL:-1000}; N_TEST=${N_TEST:-2000}; SFT_STEPS=${SFT_STEPS:-1200}
+    N_SAMPLE=${N_SAMPLE:-2000}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-120}; MAX_NEW=${MAX_NEW:-160}
+    MINE_ARGS=${MINE_ARGS:-}
+    SFT_EVAL=${SFT_EVAL:-400}
 fi
-# DPO flags, identical for both runs. Chosen on the validation split (README "Results"): lr 3e-5 with an
-# NLL anchor on the chosen side (--sft-alpha 1); plain lr 1e-4 DPO lowered val accuracy far more.
+DATA=$RUN/data   # each run holds its own copy of the generated splits (2 s to make; deterministic)
+# Training flags shared by all six arms. Chosen on the validation split (README "Results"):
 DPO_ARGS=${DPO_ARGS:---lr 3e-5 --sft-alpha 1}
-THREADS=${THREADS:-0}   # 0 = torch default (all cores)
+THREADS=${THREADS:-0}   # 0 = torch default (all cores); use 1 when other jobs share the machine
+STOP_AFTER=${STOP_AFTER:-}
 mkdir -p "$RUN"
-STOP_AFTER=${STOP_AFTER:-}   # e.g. STOP_AFTER=sft: run up to that stage only
-stage() {  # stage NAME cmd... : run, time, log; a stage that finished before is skipped (rerun after a crash)
+stage() {  # stage NAME cmd... : run, time, log; skipped when done before with the same command
     local name=$1; shift
-    if [ -f "$RUN/.done_$name" ]; then echo "=== $name: done before, skipped"; else
-        echo "=== $name: $*"
+    local cmd="$*"
+    if [ -f "$RUN/.done_$name" ]; then
+        if [ "$(sed -n 2p "$RUN/.done_$name")" != "$cmd" ]; then
+            echo "error: stage '$name' of $RUN ran before with other settings:" >&2
+            echo "  then: $(sed -n 2p "$RUN/.done_$name")" >&2
+            echo "  now:  $cmd" >&2
+            echo "delete $RUN/.done_$name (and the stages after it), or pick another RUN=" >&2
+            exit 1
+        fi
+        echo "=== $name: done before with these settings, skipped"
+    else
+        echo "=== $name: $cmd"
         local t0=$SECONDS
         "$@" 2>&1 | tee "$RUN/$name.log"
-        printf "%s\t%d\n" "$name" $((SECONDS - t0)) > "$RUN/.done_$name"
+        printf "%s\t%d\n%s\n" "$name" $((SECONDS - t0)) "$cmd" > "$RUN/.done_$name"
     fi
     if [ "$name" = "$STOP_AFTER" ]; then echo "stopping after $name (STOP_AFTER)"; exit 0; fi
 }
+T="--threads $THREADS"
 
-stage prepare   python data/toy/prepare.py --out-dir "$DATA" --n-train "$N_TRAIN" --n-val "$N_TEST" --n-test "$N_TEST"
-stage sft       python train_sft.py --out-dir "$RUN/sft" --max-steps "$SFT_STEPS" --seed "$SEED" --threads "$THREADS" \
-                    --data "$DATA/train.jsonl" --val-data "$DATA/val.jsonl" --eval-every 300 --save-every 300
-stage sample    python sample.py --model "$RUN/sft" --data "$DATA/train.jsonl" --limit "$N_SAMPLE" --k "$K" \
-                    --temperature 0.8 --max-new-tokens "$MAX_NEW" --batch-size 256 --seed "$SEED" --threads "$THREADS" \
-                    -o "$RUN/samples.jsonl" --resume
-stage verify    python verifier.py "$RUN/samples.jsonl" -o "$RUN/scored.jsonl"
-stage mine      python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs.jsonl" $MINE_ARGS
-for W in verifier none; do   # same pairs, same steps, same seed: only the weighting differs
-    stage "dpo_$W" python train_dpo.py --pairs "$RUN/pairs.jsonl" --weighting "$W" --out-dir "$RUN/dpo_$W" \
-                    --max-steps "$DPO_STEPS" --seed "$SEED" --threads "$THREADS" $DPO_ARGS
-done
-# validation split: the one used for choices (beta, lr, steps); the test split is only reported
-stage eval_val  python evaluate.py --models "$RUN/sft" "$RUN/dpo_none" "$RUN/dpo_verifier" --names sft dpo wdpo \
-                    --data "$DATA/val.jsonl" --limit "$N_TEST" --max-new-tokens "$MAX_NEW" --batch-size 256 \
-                    --threads "$THREADS" --out-dir "$RUN/eval_val"
-stage evaluate  python evaluate.py --models "$RUN/sft" "$RUN/dpo_none" "$RUN/dpo_verifier" --names sft dpo wdpo \
-                    --data "$DATA/test.jsonl" --limit "$N_TEST" --max-new-tokens "$MAX_NEW" --batch-size 256 \
-                    --threads "$THREADS" --out-dir "$RUN/eval"
-{
-    echo "# toy pipeline, seed $SEED"; echo
-    cat "$RUN/eval/results.md"; echo
-    echo "| stage | seconds |"; echo "|---|---|"
-    for n in prepare sft sample verify mine dpo_verifier dpo_none eval_val evaluate; do cat "$RUN/.done_$n"; done |
-        tee "$RUN/timings.tsv" | awk -F'\t' '{s+=$2; printf "| %s | %d |\n", $1, $2} END {printf "| total | %d |\n", s}'
-} > "$RUN/summary.md"
+stage prepare python data/toy/prepare.py --out-dir "$DATA" --n-train "$N_TRAIN" --n-val "$N_VAL" --n-test "$N_TEST"
+stage sft     python train_sft.py --out-dir "$RUN/sft" --max-steps "$SFT_STEPS" --seed "$SEED" $T \
+                  --data "$DATA/train.jsonl" --val-data "$DATA/val.jsonl" --eval-every "$SFT_EVAL" --save-every "$SFT_EVAL"
+stage sample  python sample.py --model "$RUN/sft" --data "$DATA/train.jsonl" --limit "$N_SAMPLE" --k "$K" \
+                  --temperature 0.8 --max-new-tokens "$MAX_NEW" --batch-size 256 --seed "$SEED" $T \
+                  -o "$RUN/samples.jsonl" --resume
+stage greedy  python sample.py --model "$RUN/sft" --data "$DATA/train.jsonl" --limit "$N_SAMPLE" --k 1 \
+                  --temperature 0 --max-new-tokens "$MAX_NEW" --batch-size 256 --seed "$SEED" $T \
+                  -o "$RUN/greedy.jsonl" --resume
+stage verify  python verifier.py "$RUN/samples.jsonl" -o "$RUN/scored.jsonl"
+stage verify_greedy python verifier.py "$RUN/greedy.jsonl" -o "$RUN/greedy_scored.jsonl"
+# three pair sets; the same 10% of problems are held out of all of them (held-out pair accuracy)
+HOLD="--heldout-frac 0.1 --seed $SEED"
+stage mine         python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs.jsonl" $HOLD --heldout-out "$RUN/heldout.jsonl" $MINE_ARGS
+stage mine_randneg python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs_randneg.jsonl" $HOLD --heldout-out "$RUN/heldout_randneg.jsonl" \
+                       --negatives random
+stage mine_greedy  python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs_greedy.jsonl" $HOLD --heldout-out "$RUN/heldout_greedy.jsonl" \
+                       --rejected-from "$RUN/greedy_scored.jsonl" --negatives all --keep-absurd
+arm() {  # arm DIR PAIRS extra-flags... : one training run from the SFT model, same steps / lr / seed
+    local dir=$1 pairs=$2; shift 2
+    stage "$dir" python train_dpo.py --pairs "$RUN/$pairs" --model "$RUN/sft" --out-dir "$RUN/$dir" \
+        --max-steps "$DPO_STEPS" --seed "$SEED" $T $DPO_ARGS "$@"
+}
+arm sftplus      pairs.jsonl         --loss sft --weighting none
+arm dpo          pairs.jsonl         --weighting none
+arm wdpo         pairs.jsonl         --weighting verifier
+arm wdpo_shuf    pairs.jsonl         --weighting shuffled
+arm dpo_randneg  pairs_randneg.jsonl --weighting none
+arm dpo_greedy   pairs_greedy.jsonl  --weighting none
+ARMS=(sft sftplus dpo wdpo wdpo_shuf dpo_randneg dpo_greedy)
+NAMES=(sft sft+ dpo wdpo wdpo-shuffled dpo-randneg dpo-greedy)
+MODELS=(); for a in "${ARMS[@]}"; do MODELS+=("$RUN/$a"); done
+# validation split: the one used for choices (lr, beta, steps, objective); test is only reported
+stage eval_val python evaluate.py --models "${MODELS[@]}" --names "${NAMES[@]}" --data "$DATA/val.jsonl" \
+                  --limit "$N_VAL" --max-new-tokens "$MAX_NEW" --batch-size 256 $T --out-dir "$RUN/eval_val"
+stage eval_test python evaluate.py --models "${MODELS[@]}" --names "${NAMES[@]}" --data "$DATA/test.jsonl" \
+                  --limit "$N_TEST" --max-new-tokens "$MAX_NEW" --batch-size 256 $T --out-dir "$RUN/eval_test"
+# diagnostics: are the negatives the SFT model's own greedy choices? held-out pair accuracy of every arm
+stage diag_pairs python diagnose.py --model "$RUN/sft" --ref "$RUN/sft" --pairs "$RUN/pairs.jsonl" "$RUN/pairs_randneg.jsonl" \
+                  "$RUN/pairs_greedy.jsonl" --names hard randneg greedy $T --out "$RUN/diag_pairs.json"
+stage diag_heldout python diagnose.py --ref "$RUN/sft" --models "${MODELS[@]}" --names "${NAMES[@]}" \
+                  --pairs "$RUN/heldout.jsonl" $T --out "$RUN/diag_heldout.json"
+stage report python report.py --run "$RUN" --evals "$RUN/eval_test/results.json" --val "$RUN/eval_val/results.json" \
+                  --baseline sft+ --out "$RUN/summary.md"
+for f in "$RUN"/.done_*; do head -1 "$f"; done > "$RUN/timings.tsv"
+awk -F'\t' '{s+=$2} END {printf "stage seconds total: %d (threads %s)\n", s, ENVIRON["THREADS"]}' THREADS="$THREADS" "$RUN/timings.tsv"
 cat "$RUN/summary.md"

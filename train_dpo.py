@@ -11,7 +11,9 @@ Objective over one optimizer step S (all micro-batches, all ranks), eq. 7 of the
     L = sum_{i in S} w_i * -log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r))) / sum_{i in S} w_i
         + sft_alpha * (-sum_{i in S} pi_c) / (chosen tokens in S)
 where pi_* / ref_* are log-probs of the response tokens (+ EOS) summed, under policy / reference.
---weighting none sets every w_i = 1: vanilla DPO exactly (the ablation).
+--weighting none sets every w_i = 1: vanilla DPO exactly (the ablation). --loss swaps the per-pair term for
+IPO, conservative DPO or DPO-Positive (pure functions below, each next to its equation); --loss sft drops it and
+keeps only the NLL term: the matched-compute control `sft+` (same pairs, steps, tokens and lr).
 The reference log-probs are computed once and cached next to the pairs (pairs.jsonl.ref.<key>.pt);
 the reference model then leaves memory. Checkpoint: a Hugging Face dir + hardneg_meta.json (+ train_state.pt).
 """
@@ -21,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import random
 import time
 from pathlib import Path
 
@@ -31,7 +34,7 @@ from tqdm import tqdm
 from common import (IGNORE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, get_lr,
                     grad_accum_steps, has_weights, load_model, load_train_state, make_optimizer, print0, progress,
                     read_jsonl, recover_checkpoint, resolve_model, save_checkpoint, sequence_logps, step_indices,
-                    training_forward)
+                    training_forward, write_json)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # model / data
@@ -43,8 +46,14 @@ parser.add_argument("--out-dir", default="out/dpo", help="checkpoint directory (
 parser.add_argument("--max-len", type=int, default=512, help="pairs whose prompt+response(+eos) exceed this are skipped and counted")
 # objective
 parser.add_argument("--beta", type=float, default=0.1, help="DPO beta: strength of the implicit KL to the reference")
-parser.add_argument("--weighting", default="verifier", choices=["verifier", "none"],
-                    help="verifier: use each pair's 'weight'; none: all 1 = vanilla DPO (the ablation)")
+parser.add_argument("--weighting", default="verifier", choices=["verifier", "none", "shuffled"],
+                    help="verifier: use each pair's 'weight'; none: all 1 = vanilla DPO (the ablation); shuffled: the "
+                         "same weights randomly permuted over pairs (seeded; do the weights carry information?)")
+parser.add_argument("--loss", default="dpo", choices=["cdpo", "dpo", "dpop", "ipo", "sft"],
+                    help="pair objective (see pair_losses): dpo (default), ipo, cdpo (label smoothing), dpop "
+                         "(DPO-Positive), sft (no pair term: NLL on the chosen side only, the matched-compute control)")
+parser.add_argument("--label-smoothing", type=float, default=0.1, help="cdpo: assumed fraction of flipped preferences")
+parser.add_argument("--dpop-lambda", type=float, default=50.0, help="dpop: penalty on the chosen log-ratio falling below 0 (Smaug paper: 50)")
 parser.add_argument("--sft-alpha", type=float, default=0.0, help="add alpha x NLL of the chosen responses (token mean over the step)")
 parser.add_argument("--ref-on-the-fly", action="store_true", help="keep the reference in memory and run it every step (no cache)")
 # optimisation
@@ -83,6 +92,34 @@ def preference_loss(pi_c, pi_r, ref_c, ref_r, beta):
     return losses, (beta * (pi_c - ref_c)).detach(), (beta * (pi_r - ref_r)).detach()
 
 
+def ipo_loss(pi_c, pi_r, ref_c, ref_r, beta):
+    """IPO (eq. 17 of https://arxiv.org/abs/2310.12036, tau = beta): a squared loss that stops at a margin of
+    1/(2 beta) instead of pushing the log-ratio difference to infinity. (B,) tensors in, (B,) out."""
+    return ((pi_c - pi_r) - (ref_c - ref_r) - 1 / (2 * beta)) ** 2
+
+
+def cdpo_loss(pi_c, pi_r, ref_c, ref_r, beta, eps):
+    """Conservative DPO (label smoothing eps, https://ericmitchell.ai/cdpo.pdf): a fraction eps of the
+    preferences is assumed flipped, so the optimum is a finite margin. (B,) tensors in, (B,) out."""
+    h = beta * ((pi_c - pi_r) - (ref_c - ref_r))
+    return -(1 - eps) * F.logsigmoid(h) - eps * F.logsigmoid(-h)
+
+
+def dpop_loss(pi_c, pi_r, ref_c, ref_r, beta, lam):
+    """DPO-Positive (eq. 3 of https://arxiv.org/abs/2402.13228): DPO minus lam x how far the chosen log-prob
+    fell below the reference's, so the margin cannot grow by lowering both sides (pairs that differ in a few
+    tokens, like ours). (B,) tensors in, (B,) out."""
+    h = (pi_c - pi_r) - (ref_c - ref_r) - lam * torch.clamp(ref_c - pi_c, min=0)
+    return -F.logsigmoid(beta * h)
+
+
+LOSSES = {"dpo": lambda a, b, c, d, args: preference_loss(a, b, c, d, args.beta)[0],
+          "ipo": lambda a, b, c, d, args: ipo_loss(a, b, c, d, args.beta),
+          "cdpo": lambda a, b, c, d, args: cdpo_loss(a, b, c, d, args.beta, args.label_smoothing),
+          "dpop": lambda a, b, c, d, args: dpop_loss(a, b, c, d, args.beta, args.dpop_lambda),
+          "sft": lambda a, b, c, d, args: torch.zeros_like(a)}  # the control: only the NLL term (sft_alpha >= 1)
+
+
 def pairs_sha(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -103,16 +140,16 @@ def encode_rejected(tok, prompt, response, upto):
     return ids, labels
 
 
-def load_pairs(path, tok, max_len, weighting="verifier"):
+def load_pairs(path, tok, max_len, weighting="verifier", shuffle_seed=0):
     """Read + tokenise pairs. Returns a list of {"c": (ids, labels), "r": (ids, labels), "w", "nc", "nr", "line"}.
     Bad records raise DataError('file:line: ...'); pairs over max_len are skipped with a counted note."""
-    req = ("prompt", "chosen", "rejected") + (("weight",) if weighting == "verifier" else ())
+    req = ("prompt", "chosen", "rejected") + (("weight",) if weighting != "none" else ())
     recs = read_jsonl(path, required=req, types={"prompt": str, "chosen": str, "rejected": str, "weight": (int, float)})
     if not recs:
         raise DataError(f"{path}: no pairs")
     pairs, long_lines, max_seen = [], [], 0
     for r in recs:
-        w = float(r["weight"]) if weighting == "verifier" else 1.0
+        w = float(r["weight"]) if weighting != "none" else 1.0
         if not (math.isfinite(w) and w >= 0):  # json.loads accepts NaN / Infinity
             raise DataError(f"{path}:{r['_line']}: weight must be finite and >= 0, got {r['weight']}")
         c = encode_pair(tok, r["prompt"], r["chosen"])
@@ -134,6 +171,11 @@ def load_pairs(path, tok, max_len, weighting="verifier"):
         raise DataError(f"{path}: every pair is longer than --max-len {max_len}")
     if sum(p["w"] for p in pairs) <= 0:
         raise DataError(f"{path}: all weights are zero")
+    if weighting == "shuffled":  # same multiset of weights, no longer attached to their pairs (integer seed)
+        ws = [p["w"] for p in pairs]
+        random.Random(shuffle_seed).shuffle(ws)
+        for p, w in zip(pairs, ws):
+            p["w"] = w
     return pairs
 
 
@@ -142,7 +184,8 @@ def concat_batch(batch, pad_id, device):
     return collate([p["c"] for p in batch] + [p["r"] for p in batch], pad_id, device)
 
 
-def dpo_micro_loss(fwd, batch, ref, beta, w_sum, nc_sum, sft_alpha=0.0, world=1, pad_id=0, device="cpu", ref_model=None):
+def dpo_micro_loss(fwd, batch, ref, beta, w_sum, nc_sum, sft_alpha=0.0, world=1, pad_id=0, device="cpu", ref_model=None,
+                   pair_loss=None):
     """This micro-batch's share of the step objective (see module docstring), ready for .backward().
     batch: list of B pairs; ref: (B, 2) cached reference log-probs (ignored if ref_model is given: on the fly);
     w_sum / nc_sum: weight sum / chosen-token count of the WHOLE optimizer step, so that the summed gradients of
@@ -157,6 +200,8 @@ def dpo_micro_loss(fwd, batch, ref, beta, w_sum, nc_sum, sft_alpha=0.0, world=1,
     ref = ref.to(lp.device)
     pi_c, pi_r = lp[:B], lp[B:]
     losses, rc, rr = preference_loss(pi_c, pi_r, ref[:, 0], ref[:, 1], beta)
+    if pair_loss is not None:  # --loss other than dpo: rewards for logging stay the DPO ones
+        losses = pair_loss(pi_c, pi_r, ref[:, 0], ref[:, 1])
     w = torch.tensor([p["w"] for p in batch], device=lp.device, dtype=losses.dtype)
     dpo = (w * losses).sum() / w_sum
     nll = -pi_c.sum() / nc_sum
@@ -234,7 +279,10 @@ def train(args):
     model, tok, how = load_model(src, device=device, seed=args.seed, tokenizer=args.tokenizer if not state else None)
     print0(f"policy: {how} | {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params | ref {ref_name} | "
            f"device {device} | world {world}")
-    pairs = load_pairs(args.pairs, tok, args.max_len, args.weighting)
+    pairs = load_pairs(args.pairs, tok, args.max_len, args.weighting, args.seed)
+    if args.loss == "sft" and args.sft_alpha < 1:
+        args.sft_alpha = 1.0  # the control trains on the NLL term alone, at full strength
+    pair_loss = None if args.loss == "dpo" else (lambda a, b, c, d: LOSSES[args.loss](a, b, c, d, args))
     N = len(pairs)
     steps = args.max_steps if args.max_steps > 0 else math.ceil(args.epochs * N / args.batch_size)
     ctx = autocast_ctx(device, args.dtype)
@@ -288,10 +336,11 @@ def train(args):
 
     def save():
         meta = {"stage": "dpo", "step": step, "parent": init_name, "ref": ref_name, "pairs": args.pairs,
-                "weighting": args.weighting, "beta": args.beta, "sft_alpha": args.sft_alpha,
+                "weighting": args.weighting, "loss": args.loss, "beta": args.beta, "sft_alpha": args.sft_alpha,
                 "last": history[-1] if history else None, "args": vars(args)}
         save_checkpoint(args.out_dir, raw_model, tok, meta, {"optimizer": opt.state_dict(), "step": step,
                         "history": history, "rng": torch.get_rng_state(), "pairs_sha": sha})
+        write_json(Path(args.out_dir) / "history.json", history)  # per-step log for report.py's trajectories
 
     raw_model.train()
     pbar = progress(total=steps, initial=step, desc="dpo", disable=rank != 0)
@@ -314,7 +363,8 @@ def train(args):
                 fwd.require_backward_grad_sync = k == len(micro) - 1
             with ctx:
                 loss, st = dpo_micro_loss(fwd, [pairs[i] for i in mb], None if ref_model else ref_lp[mb], args.beta,
-                                          w_sum, nc_sum, args.sft_alpha, world, tok.pad_token_id, device, ref_model)
+                                          w_sum, nc_sum, args.sft_alpha, world, tok.pad_token_id, device, ref_model,
+                                          pair_loss)
             loss.backward()
             stats += st.float().cpu()
         if ddp:

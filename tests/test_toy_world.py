@@ -1,0 +1,49 @@
+"""The toy world's flawed teacher (data/toy/prepare.py): each flaw kind is what it says, the verifier tells
+the kinds apart, val/test stay clean, and the rates are the ones asked for."""
+import re
+from collections import Counter
+
+from conftest import toy_prepare
+from verifier import profile
+
+OPS = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y}
+
+
+def wrong_equations(sol):
+    return [e for e in re.findall(r"(\d+) ([-+*]) (\d+) = (\d+)", sol) if OPS[e[1]](int(e[0]), int(e[2])) != int(e[3])]
+
+
+def test_flaw_rates_and_clean_default():
+    prep = toy_prepare()
+    recs = prep.make_split(4000, 5, "f", noise_rate=0.2, bias_rate=0.6)
+    kinds = Counter(r["flaw"] for r in recs)
+    loose = [r for r in recs if "loose" in r["question"]]
+    bias = sum(r["flaw"] == "bias" for r in loose) / len(loose)
+    assert 0.55 < bias < 0.65                          # the blind spot is the mode of its template
+    for k in prep.NOISE_KINDS:                         # each random flaw ~ 0.2 / 4 of the non-bias problems
+        assert 0.03 < kinds[k] / len(recs) < 0.07, kinds
+    assert all("flaw" not in r for r in prep.make_split(50, 5, "c"))  # val/test (no rates): no flaw field
+
+
+def test_each_flaw_is_what_it_says():
+    prep = toy_prepare()
+    recs = prep.make_split(3000, 9, "f", noise_rate=0.5, bias_rate=0.6)
+    seen = Counter()
+    for r in recs:
+        sol, flaw = r["solution"], r["flaw"]
+        p = profile(" " + sol, r["answer"], question=r["question"], truncated=False).to_dict()
+        seen[flaw] += 1
+        if flaw is None:
+            assert p["correct"] and not wrong_equations(sol), sol
+        elif flaw == "slip":                         # one wrong equation, carried on: a near miss
+            assert len(wrong_equations(sol)) == 1 and not p["correct"] and p["arithmetic"] > 0, sol
+        elif flaw == "bias":                         # a skipped step: true arithmetic, wrong answer
+            assert "loose" in r["question"] and "loose" not in sol and not wrong_equations(sol) and not p["correct"]
+        elif flaw == "wrong_op":                     # true arithmetic with the wrong operation
+            assert not wrong_equations(sol) and not p["correct"], sol
+        elif flaw == "unfollowed":                   # the final answer is not the last result
+            last = re.findall(r"= (\d+)", sol)[-1]
+            assert not sol.endswith(f"The answer is: {last}") and not p["correct"] and p["logical"] > 0, sol
+        elif flaw == "format":                       # repetition, no final answer
+            assert "The answer is" not in sol and p["pred"] is None and p["format"] > 0, sol
+    assert set(seen) == {None, "bias", *prep.NOISE_KINDS}
