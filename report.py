@@ -64,7 +64,10 @@ def sign_test(a, b):
     n, k = na + nb, min(na, nb)
     if n == 0:
         return na, nb, 1.0
-    tail = sum(math.comb(n, i) for i in range(k + 1))  # exact integer; the division below is exact-rounded
+    tail, c = 0, 1
+    for i in range(k + 1):  # exact integers: C(n, i+1) = C(n, i) (n - i) / (i + 1); the division below rounds once
+        tail += c
+        c = c * (n - i) // (i + 1)
     return na, nb, min(1.0, 2 * tail / 2 ** n)
 
 
@@ -85,9 +88,9 @@ def first_change(old, new):
         mo = [m for m in NUM.finditer(old) if m.start() <= i < m.end()][0]
         mn = [m for m in NUM.finditer(new) if m.start() <= i < m.end()][0]
         return f"{where} digit {int(cn) - int(co):+d}", f"{mo.group()} -> {mn.group()}"
-    word = lambda s: (re.match(r"\s*\S*", s[i:]).group() or "<end>")  # noqa: E731
-    ctx = lambda s: s[max(0, i - 12):i].split()[-1:] or [""]          # noqa: E731
-    return f"{word(old)!r} -> {word(new)!r}", f"...{ctx(old)[0]}"
+    st = len(old[:i]) - len(old[:i].split(" ")[-1].split("\n")[-1])   # start of the word holding the difference
+    word = lambda s: re.match(r"\s*\S*", s[st:]).group() or "<end>"  # noqa: E731
+    return f"{word(old)!r} -> {word(new)!r}", f"...{old[max(0, st - 15):st]}"
 
 
 def change_table(pairs, top=10):
