@@ -53,7 +53,8 @@ def next_token_logprobs(model, ids_list, positions, device="cpu"):
     ids_list: B token lists; positions: B ints. Returns (B, V) float32. Only B rows go through lm_head."""
     x, m, _ = collate([(ids, ids) for ids in ids_list], 0, device)              # (B, T)
     raw = model.module if hasattr(model, "module") else model
-    h = raw.model(input_ids=x, attention_mask=m, use_cache=False).last_hidden_state  # (B, T, H)
+    body = raw.model if hasattr(raw, "model") else raw.base_model                 # the transformer without lm_head
+    h = body(input_ids=x, attention_mask=m, use_cache=False).last_hidden_state      # (B, T, H)
     rows = h[torch.arange(len(ids_list)), torch.tensor(positions, device=h.device) - 1]  # (B, H): predicts token pos
     return torch.log_softmax(raw.lm_head(rows).float(), -1).cpu()
 

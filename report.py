@@ -142,7 +142,12 @@ def pct(x):
 
 
 def ci_str(t):
-    return f"{100 * t[0]:+.1f} [{100 * t[1]:+.1f}, {100 * t[2]:+.1f}]"
+    return "-" if math.isnan(t[0]) else f"{100 * t[0]:+.1f} [{100 * t[1]:+.1f}, {100 * t[2]:+.1f}]"
+
+
+def cell(text):
+    """Model text inside a Markdown table cell: no line breaks, pipes or backticks."""
+    return str(text).replace("\n", "\\n").replace("|", "\\|").replace("`", "'")
 
 
 def main(argv=None):
@@ -152,6 +157,9 @@ def main(argv=None):
     if len(runs) != len(evals):
         raise SystemExit(f"error: --run has {len(runs)} dirs for {len(evals)} --evals files")
     names = [m for m in evals[0][0] if all(m in e[0] for e in evals)]
+    dropped = sorted({m for e in evals for m in e[0]} - set(names))
+    if dropped:
+        print(f"note: arms not in every results.json are left out: {dropped}")
     if args.baseline not in names:
         raise SystemExit(f"error: --baseline {args.baseline!r} is not an arm of every results.json (arms: {names})")
     out = Path(args.out or Path(runs[0]) / "summary.md")
@@ -187,7 +195,7 @@ def main(argv=None):
         for f in sorted(Path(run).glob("diag_*.json")):
             dj = json.loads(f.read_text())
             diags.append({"seed": s, "file": str(f), "label": f.stem[5:], "model": dj.get("model"), "ref": dj.get("ref"),
-                          "pairs": dj.get("pairs"), **dj.get("summary", {})})
+                          "pairs": dj.get("pairs"), "trained_on_pairs": dj.get("trained_on_pairs"), **dj.get("summary", {})})
     rep["diagnostics"] = diags
     rep["history_arms"] = sorted({f"{m} (seed {s})" for m, s in hist})
     pngs = plots(rep, names, base, hist, out.parent)
@@ -197,8 +205,9 @@ def main(argv=None):
     L = [f"# {'; '.join(args.evals)}", "",
          f"{N if len(set(rep['problems'])) == 1 else rep['problems']} problems x {S} seed(s); baseline `{base}`; "
          f"95% paired bootstrap CIs, {args.resamples} resamples (numpy seed {args.seed})"
-         + ("; problems resampled as clusters over seeds" if S > 1 else "") + "; exact two-sided sign test on "
-         "discordant problems (+ = only the arm right, - = only the baseline right).", "",
+         + ("; problems resampled as clusters (all seeds of a problem together)" if S > 1 else "") + "; exact two-sided "
+         f"sign test on discordant {'(seed, problem) pairs' if S > 1 else 'problems'} (+ = only the arm right, "
+         "- = only the baseline right).", "",
          "| arm | acc % | per seed | Δ vs base [95% CI] | sign +/- p | per-seed Δ | slice acc % | slice Δ [95% CI] | slice +/- p |",
          "|---|---|---|---|---|---|---|---|---|"]
     for m in names:
@@ -215,10 +224,10 @@ def main(argv=None):
     L += ["", "Near-miss slice: per results.json, the problems where any evaluated arm's greedy answer was a near miss."]
     if diags:
         L += ["", "## Pair diagnostics (diagnose.py)", "",
-              "| file | seed | model | ref | pairs | n | logp acc | implicit-reward acc | rejected = greedy top | diverged |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| file | seed | model | ref | pairs | held-out | n | logp acc | implicit-reward acc | rejected = greedy top | diverged |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
         for d in diags:
-            L.append(f"| {d['label']} | {d['seed']} | {d['model']} | {d['ref']} | {d['pairs']} | {d.get('n', '-')} | "
+            L.append(f"| {d['label']} | {d['seed']} | {d['model']} | {d['ref']} | {d['pairs']} | {'no' if d.get('trained_on_pairs') else 'yes'} | {d.get('n', '-')} | "
                      f"{pct(d.get('logp_acc'))} | {pct(d.get('reward_acc'))} | {pct(d.get('rejected_is_top'))} | "
                      f"{pct(d.get('diverged'))} |")
         L += ["", "logp acc: log p(chosen) > log p(rejected) under the model; implicit-reward acc: (model - ref) "
@@ -230,7 +239,7 @@ def main(argv=None):
             continue
         c = rep["arms"][m]["changes"]
         L += [f"**{m}**: {c['n_changed']} changed answers.", "", "| first change | count | right->wrong | wrong->right | example |",
-              "|---|---|---|---|---|"] + [f"| {k} | {n} | {rw} | {wr} | `{ex}` |" for k, n, rw, wr, ex in c["top"]] + [""]
+              "|---|---|---|---|---|"] + [f"| {cell(k)} | {n} | {rw} | {wr} | `{cell(ex)}` |" for k, n, rw, wr, ex in c["top"]] + [""]
     L += ["## Figures", ""] + ([f"![{p}]({p})" for p in pngs] or ["matplotlib not installed: no PNGs"])
     if not hist:
         L += ["", "(no history.json found in the arm dirs: no log-prob trajectories)"]
