@@ -122,7 +122,7 @@ def test_report_end_to_end(tmp_path, monkeypatch, capsys):
     assert ch["top"] == [("result digit -2", ch["n_changed"], 0, ch["n_changed"], "19 -> 17")]  # 12 + 5 = 19 -> 17
     md = (tmp_path / "s0" / "summary.md").read_text()
     assert "120 problems x 1 seed(s)" in md and "2000 resamples" in md and "no PNGs" in md
-    assert "| diag_better" not in md and "| better | 0 | s0/better | s0/sft | held.jsonl | 8 |" in md
+    assert "| diag_better" not in md and "| better | 0 | s0/better | s0/sft | held.jsonl | yes | 8 |" in md
     assert json.loads((tmp_path / "s0" / "report.json").read_text())["baseline"] == "sft+"
 
 
