@@ -12,12 +12,16 @@ Per pair (mine.py's JSONL: prompt, chosen, rejected[, rejected_upto]):
       fraction of pairs whose negative is the policy's own greedy error;
   (b) summed log-probs of chosen (encode_pair) and rejected (train_dpo.encode_rejected: only tokens before
       rejected_upto count, as in training) under model and ref. Pair accuracy two ways: logp_c > logp_r under the
-      model, and implicit reward margin (pi_c - ref_c) - (pi_r - ref_r) > 0 (ties count 1/2: model = ref gives 0.5).
+      model, and implicit reward margin (pi_c - ref_c) - (pi_r - ref_r) > 0 (ties count 1/2: model = ref gives 0.5);
+  (c) at every digit of the chosen (correct) response, the model's teacher-forced greedy digit: the fraction of
+      digit positions (and of result digits, right after '=') whose argmax is not the true digit, and the most
+      frequent signed shifts (argmax - true, e.g. "+2": a global "result digit + 2" direction after DPO).
 Writes --out (JSON: per-pair rows + summary fractions); report.py puts every <run>/diag_*.json into summary.md.
 """
 import argparse
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -30,6 +34,7 @@ parser.add_argument("--out", default=None, help="output JSON (default: <pairs di
 parser.add_argument("--batch-size", type=int, default=32, help="pairs per forward")
 parser.add_argument("--tokenizer", default=None, help="tokenizer path if the model dir has none")
 parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+parser.add_argument("--no-digits", action="store_true", help="skip the greedy-digit check on the chosen responses")
 parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
 
 import torch  # noqa: E402  (after argparse: --help stays fast)
@@ -48,15 +53,38 @@ def divergence(c_ids, r_ids, n_prompt):
 
 
 @torch.no_grad()
-def next_token_logprobs(model, ids_list, positions, device="cpu"):
-    """log-softmax of the next-token distribution after prefix ids[:pos] for each row (pos >= 1).
-    ids_list: B token lists; positions: B ints. Returns (B, V) float32. Only B rows go through lm_head."""
+def next_token_logprobs(model, ids_list, where, device="cpu"):
+    """log-softmax of the next-token distribution after prefix ids_list[b][:pos] for each (b, pos) in `where`
+    (pos >= 1). ids_list: B token lists, one forward for all. Returns (len(where), V) float32; only those rows go
+    through lm_head, so (B, T, V) logits never exist."""
     x, m, _ = collate([(ids, ids) for ids in ids_list], 0, device)              # (B, T)
     raw = model.module if hasattr(model, "module") else model
     body = raw.model if hasattr(raw, "model") else raw.base_model                 # the transformer without lm_head
     h = body(input_ids=x, attention_mask=m, use_cache=False).last_hidden_state      # (B, T, H)
-    rows = h[torch.arange(len(ids_list)), torch.tensor(positions, device=h.device) - 1]  # (B, H): predicts token pos
-    return torch.log_softmax(raw.lm_head(rows).float(), -1).cpu()
+    b, t = (torch.tensor(v, device=h.device) for v in zip(*where))
+    return torch.log_softmax(raw.lm_head(h[b, t - 1]).float(), -1).cpu()          # position t-1 predicts token t
+
+
+@torch.no_grad()
+def digit_shifts(model, tok, items, device="cpu"):
+    """Teacher-forced greedy choice at every digit of the chosen (correct) responses of `items` (load()'s list):
+    for each digit token, the model's argmax given the true prefix. Returns, per item, a list of
+    (true digit, argmax digit or None when the argmax is not a digit, is a result digit = in a number after '=')."""
+    digit_of = {tok.convert_tokens_to_ids(str(d)): d for d in range(10)}
+    where, meta = [], []
+    for b, (r, c, _) in enumerate(items):
+        n_p = n_prompt_tokens(c[1])
+        offs = tok(r["chosen"], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        for k, (st, _) in enumerate(offs):
+            if c[0][n_p + k] in digit_of:
+                where.append((b, n_p + k))
+                meta.append((b, digit_of[c[0][n_p + k]], r["chosen"][:st].rstrip("0123456789").rstrip().endswith("=")))
+    out = [[] for _ in items]
+    if where:
+        top = next_token_logprobs(model, [c[0] for _, c, _ in items], where, device).argmax(-1).tolist()
+        for (b, d, res), t in zip(meta, top):
+            out[b].append((d, digit_of.get(t), res))
+    return out
 
 
 @torch.no_grad()
@@ -92,7 +120,7 @@ def n_prompt_tokens(labels):
     return next(i for i, t in enumerate(labels) if t != IGNORE)
 
 
-def diagnose(model, ref, tok, items, batch_size, device="cpu"):
+def diagnose(model, ref, tok, items, batch_size, device="cpu", with_digits=True):
     """Per-pair rows (see module docstring). items: load()'s list. ref=None: the model is its own reference."""
     rows = []
     for s in range(0, len(items), batch_size):
@@ -101,6 +129,7 @@ def diagnose(model, ref, tok, items, batch_size, device="cpu"):
         lp = pair_logps(model, enc, device)
         rlp = pair_logps(ref, enc, device) if ref is not None else lp
         div = [divergence(c[0], rj[0], n_prompt_tokens(c[1])) for _, c, rj in chunk]
+        digits = digit_shifts(model, tok, chunk, device) if with_digits else [None] * len(chunk)
         have = [i for i, j in enumerate(div) if j is not None]
         top, rtop = {}, {}
         if have:
@@ -109,7 +138,7 @@ def diagnose(model, ref, tok, items, batch_size, device="cpu"):
             for net, dst in ((model, top), (ref, rtop)):
                 if net is None:
                     continue
-                logp = next_token_logprobs(net, ids, pos, device)                   # (b, V)
+                logp = next_token_logprobs(net, ids, list(enumerate(pos)), device)   # (b, V)
                 for k, i in enumerate(have):
                     dst[i] = logp[k]
         for i, (r, c, rj) in enumerate(chunk):
@@ -119,6 +148,8 @@ def diagnose(model, ref, tok, items, batch_size, device="cpu"):
                    "logp_c": float(lp[i, 0]), "logp_r": float(lp[i, 1]), "ref_c": float(rlp[i, 0]),
                    "ref_r": float(rlp[i, 1])}
             row["margin"] = (row["logp_c"] - row["ref_c"]) - (row["logp_r"] - row["ref_r"])
+            if digits[i] is not None:
+                row["digits"] = digits[i]
             if j is not None:
                 ct = c[0][j] if j < len(c[0]) else None
                 rt = rj[0][j] if j < len(rj[0]) else None
@@ -151,6 +182,13 @@ def summarize(rows):
            "rejected_is_top": frac([float(r["rejected_is_top"]) for r in dv]),
            "chosen_is_top": frac([float(r["chosen_is_top"]) for r in dv]),
            "diverge_in_scope": frac([float(r["in_scope"]) for r in dv])}
+    dg = [d for r in rows for d in r.get("digits", [])]
+    if dg:  # the issue's "result digit + 2 becomes the top choice": signed shifts of wrong greedy digits
+        for name, sel in (("digit", dg), ("result_digit", [d for d in dg if d[2]])):
+            wrong = Counter(f"{a - t:+d}" for t, a, _ in sel if a is not None and a != t)
+            out[f"{name}_positions"] = len(sel)
+            out[f"{name}_top_wrong"] = frac([float(a != t) for t, a, _ in sel])
+            out[f"{name}_top_shift"] = {k: v / len(sel) for k, v in wrong.most_common(5)}
     if dv and "ref_rejected_is_top" in dv[0]:
         out["ref_rejected_is_top"] = frac([float(r["ref_rejected_is_top"]) for r in dv])
     return out
@@ -176,7 +214,7 @@ def main(argv=None):
     trained_on = bool(meta.get("pairs")) and Path(meta["pairs"]).resolve() == Path(args.pairs).resolve()
     print(f"model {args.model} ({how}) | ref {ref_name}{' (= model)' if same else ''} | {len(items)} pairs from "
           f"{args.pairs}" + (" | NOTE: the model was trained on these pairs (not held-out)" if trained_on else ""))
-    rows = diagnose(model, ref, tok, items, args.batch_size, device)
+    rows = diagnose(model, ref, tok, items, args.batch_size, device, not args.no_digits)
     summ = summarize(rows)
     out = Path(args.out or Path(args.pairs).parent / f"diag_{Path(args.model).name}.json")
     write_json(out, {"model": args.model, "ref": ref_name, "pairs": args.pairs, "trained_on_pairs": trained_on,

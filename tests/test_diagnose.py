@@ -72,11 +72,20 @@ def test_divergence_token_and_logps(tmp_path, tiny_model_dir, toy_tok):
         assert r["logp_r"] == pytest.approx(direct_logps(model, tok, prompt, rej["rejected"], rej.get("rejected_upto")), abs=1e-3)
         assert r["margin"] == 0.0  # no --ref and no meta: the model is its own reference
     assert rows["d"]["rejected_is_top"] and not rows["a"]["rejected_is_top"]
+    # (c) greedy digit at every digit of the chosen answer, against direct argmaxes
+    at = [k for k, ch in enumerate(chosen) if ch.isdigit()]       # digits are single tokens
+    want = [(int(chosen[k]), int(argmax_after(chosen[:k])) if argmax_after(chosen[:k]).isdigit() else None,
+             chosen[:k].rstrip("0123456789").rstrip().endswith("=")) for k in at]
+    assert [tuple(d) for d in rows["a"]["digits"]] == want
+    F, T = False, True   # digits 7 6 42 19 42 19 23 23: result digits are those of "= 42" and "= 23"
+    assert [d[2] for d in want] == [F, F, T, T, F, F, F, F, F, F, T, T, F, F]
     assert rows["b"]["logp_r"] > rows["a"]["logp_r"]  # b's rejected stops after "33": fewer tokens, fewer nats
     assert "rejected_is_top" not in rows["c"]           # identical texts never diverge
     s = res["summary"]
     assert s["n"] == 4 and s["diverged"] == 0.75 and s["reward_acc"] == 0.5
     assert s["rejected_is_top"] == pytest.approx(sum(rows[k]["rejected_is_top"] for k in "abd") / 3)
+    assert s["digit_positions"] == 4 * len(at) and s["result_digit_positions"] == 4 * 4
+    assert s["digit_top_wrong"] == pytest.approx(sum(w[1] != w[0] for w in want) / len(want))
 
 
 def test_bad_pairs_file_errors(tmp_path, tiny_model_dir):
