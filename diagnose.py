@@ -24,6 +24,11 @@ import math
 from collections import Counter
 from pathlib import Path
 
+import torch
+
+from common import IGNORE, DataError, collate, encode_pair, load_model, read_jsonl, read_meta, sequence_logps, write_json
+from train_dpo import encode_rejected
+
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--model", required=True, help="policy checkpoint dir (HF format)")
 parser.add_argument("--ref", default=None, help="reference checkpoint (default: the model's hardneg_meta.json "
@@ -36,11 +41,6 @@ parser.add_argument("--tokenizer", default=None, help="tokenizer path if the mod
 parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
 parser.add_argument("--no-digits", action="store_true", help="skip the greedy-digit check on the chosen responses")
 parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-
-import torch  # noqa: E402  (after argparse: --help stays fast)
-
-from common import DataError, IGNORE, collate, encode_pair, load_model, read_jsonl, read_meta, sequence_logps, write_json  # noqa: E402
-from train_dpo import encode_rejected  # noqa: E402
 
 
 def divergence(c_ids, r_ids, n_prompt):
