@@ -30,6 +30,8 @@ parser.add_argument("--out", default=None, help="summary Markdown path (default:
                     "report.json and PNGs go next to it")
 parser.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples")
 parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap's numpy Generator")
+parser.add_argument("--changes-vs", default=None, help="arm whose greedy answers the answer-change table starts "
+                    "from (default: --baseline; e.g. sft for 'what did DPO change')")
 parser.add_argument("--top", type=int, default=10, help="most frequent answer changes listed per arm")
 
 # -----------------------------------------------------------------------------
@@ -160,8 +162,10 @@ def main(argv=None):
     dropped = sorted({m for e in evals for m in e[0]} - set(names))
     if dropped:
         print(f"note: arms not in every results.json are left out: {dropped}")
-    if args.baseline not in names:
-        raise SystemExit(f"error: --baseline {args.baseline!r} is not an arm of every results.json (arms: {names})")
+    for flag, arm in (("--baseline", args.baseline), ("--changes-vs", args.changes_vs)):
+        if arm is not None and arm not in names:
+            raise SystemExit(f"error: {flag} {arm!r} is not an arm of every results.json (arms: {names})")
+    cv = args.changes_vs or args.baseline
     out = Path(args.out or Path(runs[0]) / "summary.md")
     S, N = len(evals), len(evals[0][1])
     base = args.baseline
@@ -179,9 +183,10 @@ def main(argv=None):
                 a[key] = {"boot": paired_bootstrap(x, y, args.resamples, args.seed, cl), "sign": sign_test(x, y), "n": len(x),
                           "per_seed": [float(e[2][m][keep(e)].mean() - e[2][base][keep(e)].mean()) if keep(e).any()
                                        else None for e in evals]}
+        if m != cv:
             n_ch, tab = change_table([(c0, b0, c1, b1) for e in evals for c0, b0, c1, b1 in
-                                      zip(e[3][base], e[2][base], e[3][m], e[2][m])], args.top)
-            a["changes"] = {"n_changed": n_ch, "top": tab}
+                                      zip(e[3][cv], e[2][cv], e[3][m], e[2][m])], args.top)
+            a["changes"] = {"vs": cv, "n_changed": n_ch, "top": tab}
         rep["arms"][m] = a
     # histories and diagnostics found in the run dirs
     hist = {}
@@ -236,9 +241,11 @@ def main(argv=None):
               "first token where rejected and chosen differ is the model's argmax there (% of pairs that diverge); result "
               "digits: % of the digits after '=' in the chosen answers where the model's teacher-forced argmax is not "
               "the true digit, and the most frequent shifts (argmax - true digit, % of those digits)."]
-    L += ["", f"## Most frequent first changes of the greedy answers, vs `{base}` (all seeds)", ""]
+    L += ["", f"## Most frequent first changes of the greedy answers, vs `{cv}` (all seeds)", "",
+          f"The first character where an arm's answer differs from `{cv}`'s: a digit -> where it is (result after '=', "
+          "answer, operand) and the digit's shift; else the two words.", ""]
     for m in names:
-        if m == base:
+        if m == cv:
             continue
         c = rep["arms"][m]["changes"]
         L += [f"**{m}**: {c['n_changed']} changed answers.", "", "| first change | count | right->wrong | wrong->right | example |",

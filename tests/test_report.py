@@ -124,6 +124,9 @@ def test_report_end_to_end(tmp_path, monkeypatch, capsys):
     assert "120 problems x 1 seed(s)" in md and "2000 resamples" in md and "no PNGs" in md
     assert "| diag_better" not in md and "| better | 0 | s0/better | s0/sft | held.jsonl | yes | 8 |" in md
     assert json.loads((tmp_path / "s0" / "report.json").read_text())["baseline"] == "sft+"
+    rep2 = report.main(["--evals", str(ev), "--resamples", "200", "--changes-vs", "sft", "--out", str(tmp_path / "x.md")])
+    assert "changes" not in rep2["arms"]["sft"] and rep2["arms"]["sft+"]["changes"]["vs"] == "sft"
+    assert rep2["arms"]["sft+"]["changes"]["n_changed"] == int((arms["sft+"] != arms["sft"]).sum())  # sft: subset of sft+
 
 
 def test_report_multi_seed_and_pngs(tmp_path):
@@ -142,6 +145,8 @@ def test_report_bad_input(tmp_path):
     ev, _ = fabricate(tmp_path / "s0", 0)
     with pytest.raises(SystemExit, match="--baseline 'dpo' is not an arm"):
         report.main(["--evals", str(ev), "--baseline", "dpo"])
+    with pytest.raises(SystemExit, match="--changes-vs 'x' is not an arm"):
+        report.main(["--evals", str(ev), "--changes-vs", "x"])
     r = json.loads(ev.read_text())
     r["predictions"]["worse"] = r["predictions"]["worse"][::-1]
     ev.write_text(json.dumps(r))
