@@ -114,7 +114,8 @@ def change_table(pairs, top=10):
 
 
 def load_eval(path):
-    """results.json -> (names, problem ids, {name: (N,) 0/1}, {name: completions}, near-miss slice ids)."""
+    """results.json -> (names, problem ids, {name: (N,) 0/1}, {name: completions}, near-miss slice ids,
+    {name: checkpoint path evaluate.py was given})."""
     try:
         r = json.loads(Path(path).read_text())
         preds = r["predictions"]
@@ -125,14 +126,14 @@ def load_eval(path):
                 raise SystemExit(f"error: {path}: arm {m!r} lists other problems (or another order) than {names[0]!r}")
         corr = {m: np.array([bool(p["profile"]["correct"]) for p in preds[m]]) for m in names}
         comp = {m: [p["completion"] for p in preds[m]] for m in names}
-        return names, ids, corr, comp, set(r.get("near_miss_slice", {}).get("problem_ids", []))
+        return names, ids, corr, comp, set(r.get("near_miss_slice", {}).get("problem_ids", [])), r.get("models", {})
     except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
         raise SystemExit(f"error: {path}: not an evaluate.py results.json ({type(e).__name__}: {e})") from None
 
 
-def arm_dir(results_path, run, name):
-    """The arm's checkpoint dir: the path evaluate.py was given, or <run>/<name>."""
-    p = json.loads(Path(results_path).read_text()).get("models", {}).get(name)
+def arm_dir(models, run, name):
+    """The arm's checkpoint dir: the path evaluate.py was given (models[name]), or <run>/<name>."""
+    p = models.get(name)
     for c in ([Path(p), Path(run) / Path(p).name] if p else []) + [Path(run) / name]:
         if c.is_dir():
             return c
@@ -190,9 +191,9 @@ def main(argv=None):
         rep["arms"][m] = a
     # histories and diagnostics found in the run dirs
     hist = {}
-    for s, (p, run) in enumerate(zip(args.evals, runs)):
+    for s, (e, run) in enumerate(zip(evals, runs)):
         for m in names:
-            d = arm_dir(p, run, m)
+            d = arm_dir(e[5], run, m)
             if d is not None and (d / "history.json").exists():
                 hist[(m, s)] = json.loads((d / "history.json").read_text())
     diags = []
