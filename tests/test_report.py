@@ -130,13 +130,23 @@ def test_report_end_to_end(tmp_path, monkeypatch, capsys):
 
 
 def test_report_multi_seed_and_pngs(tmp_path):
-    pytest.importorskip("matplotlib")
-    evs = [fabricate(tmp_path / f"s{s}", s, history=s == 0)[0] for s in range(3)]
+    fab = [fabricate(tmp_path / f"s{s}", s, history=s == 0) for s in range(3)]
+    evs = [ev for ev, _ in fab]
     out = tmp_path / "all" / "summary.md"
     rep = report.main(["--evals", *map(str, evs), "--out", str(out), "--resamples", "1000"])
     assert rep["seeds"] == 3 and len(rep["arms"]["better"]["all"]["per_seed"]) == 3
     assert rep["arms"]["better"]["all"]["n"] == 360
+    A = rep["arms"]
+    assert A["better"]["acc"] == pytest.approx([arms["better"].mean() for _, arms in fab])
+    assert A["better"]["all"]["boot"][0] == pytest.approx(np.mean(A["better"]["all"]["per_seed"]))  # equal-size seeds
+    assert A["better"]["all"]["boot"][1] > 0 and A["worse"]["all"]["boot"][2] < 0
     md = out.read_text()
+    assert "120 problems x 3 seed(s)" in md and "clusters" in md
+    try:
+        import matplotlib  # noqa: F401  (optional dependency: both outcomes are checked)
+    except ImportError:
+        assert "no PNGs" in md and not list(out.parent.glob("*.png"))
+        return
     for png in ("arms_ci.png", "logp_trajectories.png"):
         assert (out.parent / png).stat().st_size > 1000 and f"]({png})" in md
 
