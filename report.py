@@ -50,9 +50,10 @@ def paired_bootstrap(a, b, n=10000, seed=0, clusters=None):
     _, cl = np.unique(np.arange(d.size) if clusters is None else np.asarray(clusters), return_inverse=True)
     sums, counts = np.bincount(cl, weights=d), np.bincount(cl).astype(np.float64)   # (K,) per cluster
     K, rng, out = sums.size, np.random.default_rng(seed), []
-    for s in range(0, n, 1000):  # chunks: a (n, K) matrix of counts would be large for n = 10k, K = 6k
-        w = rng.multinomial(K, np.full(K, 1.0 / K), size=min(1000, n - s))          # (c, K) times each cluster is drawn
-        out.append((w @ sums) / (w @ counts))
+    step = max(1, 2_000_000 // K)  # chunks: an (n, K) index matrix would be large for n = 10k, K = 6k
+    for s in range(0, n, step):
+        idx = rng.integers(0, K, size=(min(step, n - s), K), dtype=np.int32)       # (c, K) clusters drawn
+        out.append(sums[idx].sum(1) / counts[idx].sum(1))
     boot = np.concatenate(out)
     return float(d.mean()), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
 
