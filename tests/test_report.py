@@ -31,6 +31,9 @@ def test_bootstrap_superset_positive_and_seeded():
     assert hi - lo == pytest.approx(2 * 1.96 * sd / math.sqrt(400), rel=0.15)
     lo2, hi2 = paired_bootstrap(b, a, 4000, 0)[1:]
     assert lo2 < 0 and hi2 < 0
+    x, y = rng.random(400), rng.random(400) * 0.9    # continuous scores: 400 kinds of cluster, the index-drawing path
+    d, lo, hi = paired_bootstrap(x, y, 4000, 0)
+    assert lo < d < hi and hi - lo == pytest.approx(2 * 1.96 * np.std(x - y, ddof=1) / math.sqrt(400), rel=0.15)
 
 
 def test_bootstrap_clusters():
