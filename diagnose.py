@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from common import IGNORE, DataError, collate, encode_pair, load_model, read_jsonl, read_meta, sequence_logps, write_json
+from common import (IGNORE, DataError, collate, encode_pair, load_model, progress, read_jsonl, read_meta, sequence_logps,
+                    write_json)
 from train_dpo import encode_rejected
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -122,9 +123,10 @@ def n_prompt_tokens(labels):
 
 def diagnose(model, ref, tok, items, batch_size, device="cpu", with_digits=True):
     """Per-pair rows (see module docstring). items: load()'s list. ref=None: the model is its own reference."""
-    rows = []
+    rows, bar = [], progress(total=len(items), desc="diagnose")
     for s in range(0, len(items), batch_size):
         chunk = items[s:s + batch_size]
+        bar.update(len(chunk))
         enc = [(c, rj) for _, c, rj in chunk]
         lp = pair_logps(model, enc, device)
         rlp = pair_logps(ref, enc, device) if ref is not None else lp
@@ -165,6 +167,7 @@ def diagnose(model, ref, tok, items, batch_size, device="cpu", with_digits=True)
                 if i in rtop:
                     row["ref_rejected_is_top"] = rt == int(rtop[i].argmax())
             rows.append(row)
+    bar.close()
     return rows
 
 
