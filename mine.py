@@ -8,7 +8,7 @@ but plausible samples (low absurdity, numerically close or a single slipped step
 
 Hardness of a negative (from its verifier profile, both terms in [0, 1]):
     closeness = 1 - numeric_distance            (numeric_distance = 1 - exp(-|pred-ref| / max(|ref|,1) / 0.5))
-    hardness  = (1 - absurdity) * (1 + closeness)                                    in [0, 2]
+    hardness  = (1 - absurdity) * closeness                                          in [0, 1]
 Negatives are ranked by (near miss first, hardness desc, wrongness asc, sample_idx). Each pair's weight is
 its hardness, floored at --min-weight (an absurd negative still teaches a little), then divided by the mean
 over the file so weights average 1 and the learning rate keeps its meaning.
@@ -62,9 +62,11 @@ def num(p, k, default=0.0):
 
 
 def hardness(profile):
-    """(1 - absurdity) * (1 + closeness), closeness = 1 - numeric_distance; 0 closeness when no number was found."""
+    """plausibility x closeness = (1 - absurdity) * (1 - numeric_distance), in [0, 1]; 0 closeness when no number
+    was found. (An earlier form, (1 - absurdity) * (1 + closeness), kept every negative within a factor of 2 of
+    every other: on the toy its weights had a coefficient of variation of 0.28 and could not matter.)"""
     closeness = 1.0 - min(max(num(profile, "numeric_distance", 1.0), 0.0), 1.0)
-    return (1.0 - min(max(num(profile, "absurdity"), 0.0), 1.0)) * (1.0 + closeness)
+    return (1.0 - min(max(num(profile, "absurdity"), 0.0), 1.0)) * closeness
 
 
 def load_scored(path):

@@ -29,7 +29,7 @@ if [ "${SMOKE:-0}" = 1 ]; then   # shrunken sizes for the pipeline test (tests/t
     SFT_EVAL=${SFT_EVAL:-10}
 else
     RUN=${RUN:-runs/toy-s$SEED}
-    N_TRAIN=${N_TRAIN:-30000}; N_VAL=${N_VAL:-1000}; N_TEST=${N_TEST:-2000}; SFT_STEPS=${SFT_STEPS:-1200}
+    N_TRAIN=${N_TRAIN:-30000}; N_VAL=${N_VAL:-1000}; N_TEST=${N_TEST:-2000}; SFT_STEPS=${SFT_STEPS:-2000}
     N_SAMPLE=${N_SAMPLE:-2000}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-120}; MAX_NEW=${MAX_NEW:-160}
     MINE_ARGS=${MINE_ARGS:-}
     SFT_EVAL=${SFT_EVAL:-400}
