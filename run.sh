@@ -100,12 +100,17 @@ stage eval_val python evaluate.py --models "${MODELS[@]}" --names "${NAMES[@]}" 
 stage eval_test python evaluate.py --models "${MODELS[@]}" --names "${NAMES[@]}" --data "$DATA/test.jsonl" \
                   --limit "$N_TEST" --max-new-tokens "$MAX_NEW" --batch-size 256 $T --out-dir "$RUN/eval_test"
 # diagnostics: are the negatives the SFT model's own greedy choices? held-out pair accuracy of every arm
-stage diag_pairs python diagnose.py --model "$RUN/sft" --ref "$RUN/sft" --pairs "$RUN/pairs.jsonl" "$RUN/pairs_randneg.jsonl" \
-                  "$RUN/pairs_greedy.jsonl" --names hard randneg greedy $T --out "$RUN/diag_pairs.json"
-stage diag_heldout python diagnose.py --ref "$RUN/sft" --models "${MODELS[@]}" --names "${NAMES[@]}" \
-                  --pairs "$RUN/heldout.jsonl" $T --out "$RUN/diag_heldout.json"
-stage report python report.py --run "$RUN" --evals "$RUN/eval_test/results.json" --val "$RUN/eval_val/results.json" \
-                  --baseline sft+ --out "$RUN/summary.md"
+for P in pairs pairs_randneg pairs_greedy; do
+    stage "diag_$P" python diagnose.py --model "$RUN/sft" --ref "$RUN/sft" --pairs "$RUN/$P.jsonl" $T --out "$RUN/diag_$P.json"
+done
+for i in "${!ARMS[@]}"; do   # pairs of the held-out 10% of problems: no arm trained on them
+    stage "diag_heldout_${ARMS[$i]}" python diagnose.py --model "$RUN/${ARMS[$i]}" --ref "$RUN/sft" --pairs "$RUN/heldout.jsonl" \
+        --no-digits $T --out "$RUN/diag_heldout_${ARMS[$i]}.json"
+done
+stage report_val python report.py --evals "$RUN/eval_val/results.json" --run "$RUN" --baseline sft+ --changes-vs sft \
+                  --out "$RUN/summary_val.md"
+stage report python report.py --evals "$RUN/eval_test/results.json" --run "$RUN" --baseline sft+ --changes-vs sft \
+                  --out "$RUN/summary.md"
 for f in "$RUN"/.done_*; do head -1 "$f"; done > "$RUN/timings.tsv"
 awk -F'\t' '{s+=$2} END {printf "stage seconds total: %d (threads %s)\n", s, ENVIRON["THREADS"]}' THREADS="$THREADS" "$RUN/timings.tsv"
 cat "$RUN/summary.md"
