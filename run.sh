@@ -25,7 +25,7 @@ if [ "${SMOKE:-0}" = 1 ]; then   # shrunken sizes for the pipeline test (tests/t
     RUN=${RUN:-runs/smoke-s$SEED}
     N_TRAIN=${N_TRAIN:-300}; N_VAL=${N_VAL:-16}; N_TEST=${N_TEST:-24}; SFT_STEPS=${SFT_STEPS:-30}
     N_SAMPLE=${N_SAMPLE:-24}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-3}; MAX_NEW=${MAX_NEW:-48}
-    MINE_ARGS=${MINE_ARGS:---negatives all --keep-absurd}   # an untrained model makes no near misses yet
+    MINE_ARGS=${MINE_ARGS:-}
     SFT_EVAL=${SFT_EVAL:-10}
 else
     RUN=${RUN:-runs/toy-s$SEED}
@@ -74,12 +74,16 @@ stage greedy  python sample.py --model "$RUN/sft" --data "$DATA/train.jsonl" --l
 stage verify  python verifier.py "$RUN/samples.jsonl" -o "$RUN/scored.jsonl"
 stage verify_greedy python verifier.py "$RUN/greedy.jsonl" -o "$RUN/greedy_scored.jsonl"
 # three pair sets; the same 10% of problems are held out of all of them (held-out pair accuracy)
-HOLD="--heldout-frac 0.1 --seed $SEED"
-stage mine         python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs.jsonl" $HOLD --heldout-out "$RUN/heldout.jsonl" $MINE_ARGS
+# One pair per problem: its hardest wrong sample by the verifier (any kind: the weights grade them), a random wrong
+# sample, or the model's own greedy answer when that is wrong. Chosen: a clean verified-correct sample (else the
+# reference, when it verifies: the toy's training references are flawed).
+HOLD="--heldout-frac 0.1 --seed $SEED --max-pairs-per-problem 1 --keep-absurd"
+stage mine         python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs.jsonl" $HOLD --heldout-out "$RUN/heldout.jsonl" \
+                       --negatives all $MINE_ARGS
 stage mine_randneg python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs_randneg.jsonl" $HOLD --heldout-out "$RUN/heldout_randneg.jsonl" \
-                       --negatives random
+                       --negatives random $MINE_ARGS
 stage mine_greedy  python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs_greedy.jsonl" $HOLD --heldout-out "$RUN/heldout_greedy.jsonl" \
-                       --rejected-from "$RUN/greedy_scored.jsonl" --negatives all --keep-absurd
+                       --rejected-from "$RUN/greedy_scored.jsonl" --negatives all $MINE_ARGS
 arm() {  # arm DIR PAIRS extra-flags... : one training run from the SFT model, same steps / lr / seed
     local dir=$1 pairs=$2; shift 2
     stage "$dir" python train_dpo.py --pairs "$RUN/$pairs" --model "$RUN/sft" --out-dir "$RUN/$dir" \
