@@ -12,8 +12,8 @@ Objective over one optimizer step S (all micro-batches, all ranks), eq. 7 of the
         + sft_alpha * (-sum_{i in S} pi_c) / (chosen tokens in S)
 where pi_* / ref_* are log-probs of the response tokens (+ EOS) summed, under policy / reference.
 --weighting none sets every w_i = 1: vanilla DPO exactly (the ablation).
-The reference log-probs are computed once and cached next to the pairs (pairs.jsonl.ref.<key>.pt);
-the reference model then leaves memory. Checkpoint: a Hugging Face dir + hardneg_meta.json (+ train_state.pt).
+The reference log-probs are computed once and cached next to the pairs (pairs.jsonl.ref.<key>.safetensors);
+the reference model then leaves memory. Checkpoint: a Hugging Face dir + hardneg_meta.json (+ train_state.safetensors).
 """
 import argparse
 import gc
@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common import (IGNORE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, get_lr,
-                    grad_accum_steps, has_weights, load_model, load_train_state, make_optimizer, print0, progress,
-                    read_jsonl, recover_checkpoint, resolve_model, save_checkpoint, sequence_logps, step_indices,
-                    training_forward)
+from common import (IGNORE, TRAIN_STATE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair,
+                    get_lr, grad_accum_steps, has_weights, load_model, load_train_state, make_optimizer, print0,
+                    progress, read_jsonl, recover_checkpoint, resolve_model, save_checkpoint, sequence_logps,
+                    step_indices, training_forward)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # model / data
@@ -66,7 +66,7 @@ parser.add_argument("--head-chunk-rows", type=int, default=1024, help="labelled 
 parser.add_argument("--seed", type=int, default=0, help="seed for init (toy) and pair order")
 parser.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps (-1 = only at the end)")
 parser.add_argument("--log-every", type=int, default=1, help="print one log line every N steps")
-parser.add_argument("--resume", action="store_true", help="continue from --out-dir/train_state.pt (exact: same pair order)")
+parser.add_argument("--resume", action="store_true", help="continue from --out-dir/train_state.safetensors (exact: same pair order)")
 parser.add_argument("--halt-after", type=int, default=-1, help="save and stop after this step as if killed (tests --resume); -1 = off")
 parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
 
@@ -174,7 +174,32 @@ def ref_cache_path(args, ref_name, ref_dtype, sha):
            "weights": [(f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in wfiles],
            "seed": None if wfiles else args.seed, "max_len": args.max_len, "dtype": ref_dtype}
     sha = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return Path(f"{args.pairs}.ref.{sha}.pt"), key
+    return Path(f"{args.pairs}.ref.{sha}.safetensors"), key
+
+
+def save_ref_cache(path, logps, key):
+    """safetensors (a tensor + its key as JSON metadata), written to a temporary and renamed in."""
+    from safetensors.torch import save_file
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    save_file({"logps": logps.contiguous()}, str(tmp), metadata={"key": json.dumps(key, sort_keys=True)})
+    os.replace(tmp, path)
+
+
+def load_ref_cache(path, n, key):
+    """(n, 2) float32 reference log-probs from a cache file. safetensors is parsed, never executed: a pickle or
+    any other file planted at this (predictable) path is refused with a DataError naming it."""
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), "pt") as f:
+            stored_key, logps = (f.metadata() or {}).get("key"), f.get_tensor("logps")
+    except Exception as e:
+        raise DataError(f"{path}: not a readable reference cache ({str(e)[:200]}); delete it to recompute") from None
+    if stored_key != json.dumps(key, sort_keys=True):
+        raise DataError(f"{path}: made for other pairs/reference/settings than this run; delete it to recompute")
+    if logps.dtype != torch.float32 or tuple(logps.shape) != (n, 2) or not torch.isfinite(logps).all():
+        raise DataError(f"{path}: expected ({n}, 2) finite float32 log-probs, got {tuple(logps.shape)} {logps.dtype}; "
+                        f"delete it to recompute")
+    return logps
 
 
 @torch.no_grad()
@@ -228,7 +253,7 @@ def train(args):
     state = load_train_state(args.out_dir) if args.resume else None
     sha = pairs_sha(args.pairs)  # once: stored with every checkpoint, checked on resume
     if state:
-        if state["pairs_sha"] != sha:
+        if state.get("pairs_sha") != sha:
             raise SystemExit(f"--resume: {args.pairs} changed since the checkpoint in {args.out_dir} was written")
     src = args.out_dir if state else init_name
     model, tok, how = load_model(src, device=device, seed=args.seed, tokenizer=args.tokenizer if not state else None)
@@ -251,8 +276,7 @@ def train(args):
         if ddp:  # every rank must take the same branch (the compute branch has a collective)
             torch.distributed.all_reduce(have, op=torch.distributed.ReduceOp.MIN)
         if have.item():
-            ref_lp = torch.load(cache, map_location="cpu")["logps"]
-            assert ref_lp.shape == (N, 2), f"{cache}: holds {tuple(ref_lp.shape)} log-probs for {N} pairs; delete it"
+            ref_lp = load_ref_cache(cache, N, key)
             print0(f"ref logps: loaded {cache}")
         else:
             same = ref_name == init_name and not state  # the initial policy IS the reference: no second copy
@@ -260,9 +284,7 @@ def train(args):
             t0 = time.time()
             ref_lp = compute_ref_logps(rm, pairs, args.micro_batch_size, tok.pad_token_id, device, ctx, rank, world)
             if rank == 0:
-                tmp = cache.with_name(cache.name + ".tmp")
-                torch.save({"logps": ref_lp, "key": key}, tmp)
-                os.replace(tmp, cache)
+                save_ref_cache(cache, ref_lp, key)
             print0(f"ref logps: {N} pairs in {time.time() - t0:.1f}s -> {cache}")
             if not same:
                 del rm
@@ -281,9 +303,12 @@ def train(args):
     opt = make_optimizer(raw_model, args.lr, args.weight_decay, device)
     step, history = 0, []
     if state:
-        opt.load_state_dict(state["optimizer"])
+        try:
+            opt.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise DataError(f"{args.out_dir}/{TRAIN_STATE}: does not fit this model and optimizer ({str(e)[:200]})") from None
         step, history = state["step"], state["history"]
-        torch.set_rng_state(state["rng"])
         print0(f"resumed from {args.out_dir} at step {step}")
 
     def save():

@@ -147,7 +147,7 @@ def test_prompt_tokens_are_masked(pairs, toy_tok, tiny_model_dir):
 def test_cached_vs_on_the_fly_reference(tmp_path, pairs, capsys, monkeypatch):
     monkeypatch.setattr(torch.optim, "AdamW", sgd)
     a = train(pairs, tmp_path / "cached")
-    assert len(list(tmp_path.glob("pairs.jsonl.ref.*.pt"))) == 1
+    assert len(list(tmp_path.glob("pairs.jsonl.ref.*.safetensors"))) == 1
     b = train(pairs, tmp_path / "fly", "--ref-on-the-fly")
     c = train(pairs, tmp_path / "again")
     assert "ref logps: loaded" in capsys.readouterr().out

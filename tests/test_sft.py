@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from conftest import REPO, toy_prepare, tiny_qwen2
 from common import (IGNORE, DataError, collate, encode_pair, format_prompt, format_response, load_model,
-                    read_jsonl, save_checkpoint, sequence_logps, write_jsonl)
+                    load_train_state, read_jsonl, save_checkpoint, sequence_logps, write_jsonl)
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 
@@ -132,8 +132,8 @@ def test_resume_continues_same_curve(tmp_path, toy_splits, tiny_model_dir):
     sft(tmp_path, toy_splits["train"], tiny_model_dir, tmp_path / "full", *common)
     sft(tmp_path, toy_splits["train"], tiny_model_dir, tmp_path / "res", *common, "--halt-after", "3")
     sft(tmp_path, toy_splits["train"], tiny_model_dir, tmp_path / "res", *common, "--resume")
-    hf = torch.load(tmp_path / "full" / "train_state.pt", weights_only=False)["history"]
-    hr = torch.load(tmp_path / "res" / "train_state.pt", weights_only=False)["history"]
+    hf = load_train_state(tmp_path / "full")["history"]
+    hr = load_train_state(tmp_path / "res")["history"]
     assert [h["step"] for h in hr] == list(range(1, 7))
     assert [round(h["loss"], 5) for h in hf] == [round(h["loss"], 5) for h in hr]
     wf, wr = weights(tmp_path / "full"), weights(tmp_path / "res")
