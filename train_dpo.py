@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from common import (IGNORE, TRAIN_STATE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair,
                     get_lr, grad_accum_steps, has_weights, load_model, load_train_state, make_optimizer, print0,
-                    progress, read_jsonl, recover_checkpoint, resolve_model, save_checkpoint, sequence_logps,
+                    progress, read_json, read_jsonl, recover_checkpoint, resolve_model, save_checkpoint, sequence_logps,
                     step_indices, training_forward)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,6 +103,9 @@ def encode_rejected(tok, prompt, response, upto):
     return ids, labels
 
 
+MAX_WEIGHT = 1e6
+
+
 def load_pairs(path, tok, max_len, weighting="verifier"):
     """Read + tokenise pairs. Returns a list of {"c": (ids, labels), "r": (ids, labels), "w", "nc", "nr", "line"}.
     Bad records raise DataError('file:line: ...'); pairs over max_len are skipped with a counted note."""
@@ -112,9 +115,13 @@ def load_pairs(path, tok, max_len, weighting="verifier"):
         raise DataError(f"{path}: no pairs")
     pairs, long_lines, max_seen = [], [], 0
     for r in recs:
-        w = float(r["weight"]) if weighting == "verifier" else 1.0
-        if not (math.isfinite(w) and w >= 0):  # json.loads accepts NaN / Infinity
-            raise DataError(f"{path}:{r['_line']}: weight must be finite and >= 0, got {r['weight']}")
+        w = float(r["weight"]) if weighting == "verifier" else 1.0  # read_jsonl refused true/false already
+        # json.loads accepts NaN / Infinity; a finite 1e39 overflows float32 (NaN model). Weights are relative (the
+        # step divides by their sum), so MAX_WEIGHT costs nothing and keeps w x loss far inside float32.
+        if not (math.isfinite(w) and 0 <= w <= MAX_WEIGHT):
+            raise DataError(f"{path}:{r['_line']}: weight must be a finite number in [0, {MAX_WEIGHT:g}], got {r['weight']}")
+        if r["chosen"] == r["rejected"]:
+            raise DataError(f"{path}:{r['_line']}: chosen and rejected are the same text (no preference to learn)")
         c = encode_pair(tok, r["prompt"], r["chosen"])
         upto = r.get("rejected_upto")
         if upto is not None and not (isinstance(upto, int) and 0 < upto <= len(r["rejected"])):
@@ -241,9 +248,11 @@ def train(args):
     grad_accum = grad_accum_steps(args.batch_size, args.micro_batch_size, world)
     if not Path(args.pairs).exists():
         raise DataError(f"{args.pairs}: file not found")
+    if not (0 < args.beta < float("inf")):
+        raise SystemExit(f"error: --beta must be a finite number > 0, got {args.beta}")
     pmeta_path = Path(args.pairs + ".meta.json")
-    pmeta = json.loads(pmeta_path.read_text()) if pmeta_path.exists() else {}
-    init_name = args.model or pmeta.get("model")
+    pmeta = read_json(pmeta_path) if pmeta_path.exists() and not args.model else {}
+    init_name = args.model or (pmeta.get("model") if isinstance(pmeta, dict) else None)
     if not init_name or not isinstance(init_name, str):
         raise SystemExit(f"error: no --model given and {pmeta_path} names no single 'model' ({init_name})")
     ref_name = args.ref or init_name

@@ -187,23 +187,31 @@ def test_ddp_two_processes_match_single(tmp_path, pairs, monkeypatch):
 @pytest.mark.parametrize("case,msg", [
     ("missing", r"pairs.jsonl:2: missing field 'rejected'"),
     ("empty", r"pairs.jsonl: no pairs"),
-    ("nan", r"pairs.jsonl:3: weight must be finite and >= 0, got nan"),
-    ("negative", r"pairs.jsonl:3: weight must be finite and >= 0, got -1"),
+    ("nan", r"pairs.jsonl:3: weight must be a finite number in \[0, 1e\+06\], got nan"),
+    ("inf", r"pairs.jsonl:3: weight must be a finite number in \[0, 1e\+06\], got inf"),
+    ("negative", r"pairs.jsonl:3: weight must be a finite number in \[0, 1e\+06\], got -1"),
+    ("huge", r"pairs.jsonl:3: weight must be a finite number in \[0, 1e\+06\], got 1e\+39"),  # float32 overflow
+    ("bool", r"pairs.jsonl:3: field 'weight' must be int/float, got bool"),
+    ("equal", r"pairs.jsonl:3: chosen and rejected are the same text"),
     ("all_long", r"every pair is longer than --max-len 20"),
 ])
 def test_bad_pairs_give_clear_errors(tmp_path, pairs, case, msg):
     lines = pairs.read_text().splitlines()
+    bad = {"nan": "NaN", "inf": "Infinity", "negative": "-1", "huge": "1e39", "bool": "true"}
     if case == "missing":
         lines[1] = json.dumps({k: v for k, v in json.loads(lines[1]).items() if k != "rejected"})
     elif case == "empty":
         lines = []
-    elif case in ("nan", "negative"):
-        lines[2] = lines[2].replace('"weight": 0.8', '"weight": NaN' if case == "nan" else '"weight": -1')
+    elif case in bad:
+        lines[2] = lines[2].replace('"weight": 0.8', f'"weight": {bad[case]}')
+    elif case == "equal":
+        r = json.loads(lines[2])
+        lines[2] = json.dumps(dict(r, rejected=r["chosen"]))
     pairs.write_text("\n".join(lines) + "\n")
     extra = ["--max-len", "20"] if case == "all_long" else []
     with pytest.raises(SystemExit, match=msg):
         train(pairs, tmp_path / "out", *extra)
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("pairs.jsonl.ref.*"))  # nothing written
 
 
 def test_long_pairs_are_skipped_and_counted(tmp_path, pairs, capsys):
