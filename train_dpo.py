@@ -246,8 +246,8 @@ def train(args):
         torch.set_num_threads(args.threads)
     ddp, rank, local_rank, world, device = compute_init(args.device)
     grad_accum = grad_accum_steps(args.batch_size, args.micro_batch_size, world)
-    if not Path(args.pairs).exists():
-        raise DataError(f"{args.pairs}: file not found")
+    if not Path(args.pairs).is_file():
+        raise DataError(f"{args.pairs}: {'not a regular file' if Path(args.pairs).exists() else 'file not found'}")
     if not (0 < args.beta < float("inf")):
         raise SystemExit(f"error: --beta must be a finite number > 0, got {args.beta}")
     pmeta_path = Path(args.pairs + ".meta.json")
