@@ -203,6 +203,8 @@ def load_model(name, dtype=torch.float32, device="cpu", seed=0, tokenizer=None):
       hub id                -> from_pretrained (needs internet).
     `tokenizer` overrides where the tokenizer comes from (a config-only dir has none)."""
     from transformers import AutoConfig, AutoModelForCausalLM, Qwen2ForCausalLM
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # its "Loading weights" bar would print inside our own progress bars
     tok = load_tokenizer(tokenizer or name)
     torch.manual_seed(seed)
     if name == "toy":
@@ -440,8 +442,11 @@ def compute_init(device_arg="auto"):
     return False, 0, 0, 1, device_arg
 
 def compute_cleanup(ddp):
+    """Barrier, then tear the process group down: a rank that is done (e.g. while rank 0 still writes the last
+    checkpoint) must not destroy the group under the others' feet."""
     if ddp:
         import torch.distributed as dist
+        dist.barrier()
         dist.destroy_process_group()
 
 def grad_accum_steps(batch_size, micro_batch_size, world):

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,9 +30,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from common import (IGNORE, TRAIN_STATE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair,
-                    get_lr, grad_accum_steps, has_weights, load_model, load_train_state, make_optimizer, print0,
-                    progress, read_json, read_jsonl, recover_checkpoint, resolve_model, save_checkpoint, sequence_logps,
-                    step_indices, training_forward)
+                    get_lr, grad_accum_steps, has_weights, load_model, load_tokenizer, load_train_state,
+                    make_optimizer, print0, progress, read_json, read_jsonl, recover_checkpoint, resolve_model,
+                    save_checkpoint, sequence_logps, step_indices, training_forward)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # model / data
@@ -65,7 +66,7 @@ parser.add_argument("--compile", action="store_true", help="torch.compile the po
 parser.add_argument("--head-chunk-rows", type=int, default=1024, help="labelled positions per lm_head chunk: its backward holds ~16 B x rows x V (2.5 GB for 1024 rows at V=151,936)")
 parser.add_argument("--seed", type=int, default=0, help="seed for init (toy) and pair order")
 parser.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps (-1 = only at the end)")
-parser.add_argument("--log-every", type=int, default=1, help="print one log line every N steps")
+parser.add_argument("--log-every", type=int, default=10, help="print one log line every N steps (and at the last)")
 parser.add_argument("--resume", action="store_true", help="continue from --out-dir/train_state.safetensors (exact: same pair order)")
 parser.add_argument("--halt-after", type=int, default=-1, help="save and stop after this step as if killed (tests --resume); -1 = off")
 parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
@@ -149,24 +150,43 @@ def concat_batch(batch, pad_id, device):
     return collate([p["c"] for p in batch] + [p["r"] for p in batch], pad_id, device)
 
 
-def dpo_micro_loss(fwd, batch, ref, beta, w_sum, nc_sum, sft_alpha=0.0, world=1, pad_id=0, device="cpu", ref_model=None):
+@dataclass
+class PairBatch:
+    """One micro-batch of B pairs, ready for dpo_micro_loss. w_sum and nc_sum belong to the WHOLE optimizer step
+    (all micro-batches, all ranks): dividing each micro-batch by them makes the summed gradients equal the
+    gradient of the step objective, so micro 1 x accum 4 == micro 4 x accum 1."""
+    input_ids: torch.Tensor       # (2B, T) chosen rows [:B], rejected rows [B:], right-padded
+    attention_mask: torch.Tensor  # (2B, T)
+    labels: torch.Tensor          # (2B, T) IGNORE (-100) on prompt, padding and rejected text after rejected_upto
+    weights: torch.Tensor         # (B,) float32 pair weights
+    ref: torch.Tensor | None      # (B, 2) reference log-probs [chosen, rejected]; None: dpo_micro_loss computes them
+    w_sum: float                  # sum of the weights of the whole step
+    nc_sum: float                 # chosen response tokens (+ EOS) of the whole step (the --sft-alpha NLL's normaliser)
+
+    @classmethod
+    def of(cls, pairs, pad_id, device, ref, w_sum, nc_sum):
+        x, m, y = concat_batch(pairs, pad_id, device)
+        w = torch.tensor([p["w"] for p in pairs], dtype=torch.float32, device=device)
+        return cls(x, m, y, w, None if ref is None else ref.to(device), float(w_sum), float(nc_sum))
+
+
+def dpo_micro_loss(fwd, batch, beta, sft_alpha=0.0, world=1, ref_model=None):
     """This micro-batch's share of the step objective (see module docstring), ready for .backward().
-    batch: list of B pairs; ref: (B, 2) cached reference log-probs (ignored if ref_model is given: on the fly);
-    w_sum / nc_sum: weight sum / chosen-token count of the WHOLE optimizer step, so that the summed gradients of
-    all micro-batches equal the gradient of the step objective (micro 1 x accum 4 == micro 4 x accum 1).
+    fwd(input_ids, attention_mask, labels) -> ((2B,) summed response log-probs, n_tokens); batch: a PairBatch;
+    ref_model: the reference, run here on the fly when batch.ref is None.
     x world undoes DDP's gradient averaging over ranks. Returns (loss, stats: detached sums for logging)."""
-    x, m, y = concat_batch(batch, pad_id, device)          # (2B, T)
-    B = len(batch)
-    lp, _ = fwd(x, m, y)                                   # (2B,) summed response log-probs
-    if ref_model is not None:
+    B = len(batch.weights)
+    lp, _ = fwd(batch.input_ids, batch.attention_mask, batch.labels)                 # (2B,)
+    ref = batch.ref
+    if ref is None:
         with torch.no_grad():
-            ref = torch.stack(sequence_logps(ref_model, x, m, y)[0].float().split(B), 1)  # (B, 2)
+            ref = torch.stack(sequence_logps(ref_model, batch.input_ids, batch.attention_mask,
+                                             batch.labels)[0].float().split(B), 1)     # (B, 2)
     ref = ref.to(lp.device)
     pi_c, pi_r = lp[:B], lp[B:]
     losses, rc, rr = preference_loss(pi_c, pi_r, ref[:, 0], ref[:, 1], beta)
-    w = torch.tensor([p["w"] for p in batch], device=lp.device, dtype=losses.dtype)
-    dpo = (w * losses).sum() / w_sum
-    nll = -pi_c.sum() / nc_sum
+    dpo = (batch.weights.to(losses.dtype) * losses).sum() / batch.w_sum
+    nll = -pi_c.sum() / batch.nc_sum
     loss = dpo + sft_alpha * nll if sft_alpha else dpo
     stats = torch.stack([dpo.detach(), (rc > rr).float().sum(), rc.sum(), rr.sum(), nll.detach()])
     return loss * world, stats
@@ -234,6 +254,33 @@ def compute_ref_logps(model, pairs, micro, pad_id, device, ctx, rank=0, world=1)
     return out
 
 
+def get_ref_logps(pairs, ref_name, policy, args, sha, pad_id, device, ctx, rank=0, world=1):
+    """(N, 2) reference log-probs [chosen, rejected] of every pair: read from the cache file next to the pairs, or
+    computed in one no-grad pass and cached there. policy: the model to use when the reference IS the initial policy
+    (no second copy in memory); None -> load ref_name, and free it afterwards."""
+    ref_dtype = args.dtype if str(device).startswith("cuda") else "float32"
+    cache, key = ref_cache_path(args, ref_name, ref_dtype, sha)
+    have = torch.tensor(float(cache.exists()), device=device)
+    if world > 1:  # every rank must take the same branch (the compute branch has a collective)
+        torch.distributed.all_reduce(have, op=torch.distributed.ReduceOp.MIN)
+    if have.item():
+        print0(f"ref logps: loaded {cache}")
+        return load_ref_cache(cache, len(pairs), key)
+    model = policy if policy is not None else load_model(ref_name, device=device, seed=args.seed,
+                                                          tokenizer=args.tokenizer)[0]
+    t0 = time.time()
+    logps = compute_ref_logps(model, pairs, args.micro_batch_size, pad_id, device, ctx, rank, world)
+    if rank == 0:
+        save_ref_cache(cache, logps, key)
+    print0(f"ref logps: {len(pairs)} pairs in {time.time() - t0:.1f}s -> {cache}")
+    if policy is None:  # the reference leaves memory before training starts
+        del model
+        gc.collect()
+        if str(device).startswith("cuda"):
+            torch.cuda.empty_cache()
+    return logps
+
+
 def main(argv=None):
     try:
         train(parser.parse_args(argv))
@@ -265,14 +312,14 @@ def train(args):
         if state.get("pairs_sha") != sha:
             raise SystemExit(f"--resume: {args.pairs} changed since the checkpoint in {args.out_dir} was written")
     src = args.out_dir if state else init_name
+    tok = load_tokenizer(args.tokenizer if args.tokenizer and not state else src)
+    pairs = load_pairs(args.pairs, tok, args.max_len, args.weighting)  # bad pairs stop us before any model loads
+    N = len(pairs)
+    steps = args.max_steps if args.max_steps > 0 else math.ceil(args.epochs * N / args.batch_size)
     model, tok, how = load_model(src, device=device, seed=args.seed, tokenizer=args.tokenizer if not state else None)
     print0(f"policy: {how} | {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params | ref {ref_name} | "
            f"device {device} | world {world}")
-    pairs = load_pairs(args.pairs, tok, args.max_len, args.weighting)
-    N = len(pairs)
-    steps = args.max_steps if args.max_steps > 0 else math.ceil(args.epochs * N / args.batch_size)
     ctx = autocast_ctx(device, args.dtype)
-    ref_dtype = args.dtype if device.startswith("cuda") else "float32"
 
     # reference log-probs: from the cache, or one no-grad pass before training; on the fly only if asked
     ref_model, ref_lp = None, None
@@ -280,26 +327,9 @@ def train(args):
         ref_model = load_model(ref_name, device=device, seed=args.seed, tokenizer=args.tokenizer)[0].eval()
         ref_model.requires_grad_(False)
     else:
-        cache, key = ref_cache_path(args, ref_name, ref_dtype, sha)
-        have = torch.tensor(float(cache.exists()), device=device)
-        if ddp:  # every rank must take the same branch (the compute branch has a collective)
-            torch.distributed.all_reduce(have, op=torch.distributed.ReduceOp.MIN)
-        if have.item():
-            ref_lp = load_ref_cache(cache, N, key)
-            print0(f"ref logps: loaded {cache}")
-        else:
-            same = ref_name == init_name and not state  # the initial policy IS the reference: no second copy
-            rm = model if same else load_model(ref_name, device=device, seed=args.seed, tokenizer=args.tokenizer)[0]
-            t0 = time.time()
-            ref_lp = compute_ref_logps(rm, pairs, args.micro_batch_size, tok.pad_token_id, device, ctx, rank, world)
-            if rank == 0:
-                save_ref_cache(cache, ref_lp, key)
-            print0(f"ref logps: {N} pairs in {time.time() - t0:.1f}s -> {cache}")
-            if not same:
-                del rm
-                gc.collect()
-                if device.startswith("cuda"):
-                    torch.cuda.empty_cache()
+        same = ref_name == init_name and not state  # the initial policy IS the reference: no second copy
+        ref_lp = get_ref_logps(pairs, ref_name, model if same else None, args, sha, tok.pad_token_id, device, ctx,
+                               rank, world)
 
     raw_model = model  # save this one: no DDP "module." nor compile "_orig_mod." prefixes
     # only response rows reach lm_head, --head-chunk-rows at a time; DDP wraps the whole SeqLogp
@@ -346,9 +376,10 @@ def train(args):
         for k, mb in enumerate(micro):
             if ddp:  # only all-reduce on the last micro-batch; must be set before the forward
                 fwd.require_backward_grad_sync = k == len(micro) - 1
+            batch = PairBatch.of([pairs[i] for i in mb], tok.pad_token_id, device,
+                                 None if ref_model else ref_lp[mb], w_sum, nc_sum)
             with ctx:
-                loss, st = dpo_micro_loss(fwd, [pairs[i] for i in mb], None if ref_model else ref_lp[mb], args.beta,
-                                          w_sum, nc_sum, args.sft_alpha, world, tok.pad_token_id, device, ref_model)
+                loss, st = dpo_micro_loss(fwd, batch, args.beta, args.sft_alpha, world, ref_model)
             loss.backward()
             stats += st.float().cpu()
         if ddp:

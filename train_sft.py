@@ -19,9 +19,9 @@ import torch
 from tqdm import tqdm
 
 from common import (TRAIN_STATE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair,
-                    format_prompt, format_response, get_lr, grad_accum_steps, load_model, load_train_state,
-                    make_optimizer, print0, progress, read_jsonl, recover_checkpoint, save_checkpoint, sequence_logps,
-                    step_indices, training_forward)
+                    format_prompt, format_response, get_lr, grad_accum_steps, load_model, load_tokenizer,
+                    load_train_state, make_optimizer, print0, progress, read_jsonl, recover_checkpoint,
+                    save_checkpoint, sequence_logps, step_indices, training_forward)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # model / data
@@ -91,14 +91,15 @@ def train(args):
     recover_checkpoint(args.out_dir)
     state = load_train_state(args.out_dir) if args.resume else None
     src = args.out_dir if state else args.model
+    tok = load_tokenizer(args.tokenizer if args.tokenizer and not state else src)
+    train = load_examples(args.data, tok, args.max_len)  # bad data stops us before any model loads
+    val = load_examples(args.val_data, tok, args.max_len)[:args.eval_examples] if args.val_data else []
     model, tok, how = load_model(src, device=device, seed=args.seed, tokenizer=args.tokenizer if not state else None)
     print0(f"model: {how} | {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params | device {device} | world {world}")
     raw_model = model  # save this one: no DDP "module." nor compile "_orig_mod." prefixes
     # forward = summed response log-probs (SeqLogp), compiled / DDP-wrapped as asked
     fwd = training_forward(model, 1024, args.grad_checkpointing, args.compile, ddp, local_rank, device)
 
-    train = load_examples(args.data, tok, args.max_len)
-    val = load_examples(args.val_data, tok, args.max_len)[:args.eval_examples] if args.val_data else []
     steps = args.max_steps if args.max_steps > 0 else math.ceil(args.epochs * len(train) / args.batch_size)
     print0(f"data: {len(train)} train examples | batch {args.batch_size} = micro {args.micro_batch_size} x accum "
            f"{grad_accum} x world {world} | {steps} steps")
@@ -186,7 +187,7 @@ def train(args):
             break
     pbar.close()
     print0(f"done: {steps} steps in {time.time() - t_last:.0f}s | final train loss {history[-1]['loss'] if history else float('nan'):.4f}"
-           f" | val loss {val_loss} | saved to {args.out_dir}")
+           f" | val loss {'-' if val_loss is None else f'{val_loss:.4f}'} | saved to {args.out_dir}")
     compute_cleanup(ddp)
 
 

@@ -4,8 +4,6 @@ import json
 import math
 import os
 import shutil
-import socket
-import subprocess
 import sys
 
 import pytest
@@ -14,9 +12,10 @@ from safetensors.torch import load_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # also run as a script: the DDP test's torchrun entry point (see the bottom)
+from conftest import torchrun  # noqa: E402
 from common import IGNORE, DataError, format_prompt, format_response, load_model, read_jsonl, sequence_logps, write_json, write_jsonl
 import train_dpo
-from train_dpo import compute_ref_logps, concat_batch, dpo_micro_loss, load_pairs, preference_loss
+from train_dpo import PairBatch, compute_ref_logps, concat_batch, dpo_micro_loss, load_pairs, preference_loss
 
 WEIGHTS = [0.3, 1.7, 0.8, 1.2, 0.05, 2.0, 1.0, 0.6, 1.4, 0.9, 1.1, 0.5]
 
@@ -86,7 +85,8 @@ def _grads(model, batch, ref, w, beta=0.5):
     """Gradient of the step objective over `batch` with weights w (one micro-batch = the whole step)."""
     model.zero_grad()
     batch = [dict(p, w=x) for p, x in zip(batch, w)]
-    loss, _ = dpo_micro_loss(lambda x, m, y: sequence_logps(model, x, m, y), batch, ref, beta, sum(w), 1.0)
+    pb = PairBatch.of(batch, 0, "cpu", ref, sum(w), 1.0)
+    loss, _ = dpo_micro_loss(lambda x, m, y: sequence_logps(model, x, m, y), pb, beta)
     loss.backward()
     return torch.cat([p.grad.flatten() for p in model.parameters()]).clone()
 
@@ -112,7 +112,8 @@ def test_weights_shape_the_gradient(pairs, tiny_model_dir, toy_tok):
     x, m, y = concat_batch(P, toy_tok.pad_token_id, "cpu")
     lp = sequence_logps(model, x, m, y)[0]
     vanilla = preference_loss(lp[:3], lp[3:], ref[:, 0], ref[:, 1], 0.5)[0].mean()
-    ours = dpo_micro_loss(lambda *a: sequence_logps(model, *a), [dict(p, w=1.0) for p in P], ref, 0.5, 3.0, 1.0)[0]
+    pb = PairBatch.of([dict(p, w=1.0) for p in P], toy_tok.pad_token_id, "cpu", ref, 3.0, 1.0)
+    ours = dpo_micro_loss(lambda *a: sequence_logps(model, *a), pb, 0.5)[0]
     assert torch.allclose(ours, vanilla, atol=1e-7)
 
 
@@ -171,13 +172,7 @@ def test_ddp_two_processes_match_single(tmp_path, pairs, monkeypatch):
     shutil.copy(str(pairs) + ".meta.json", d / "pairs.jsonl.meta.json")
     args = ["--pairs", ddp_pairs, "--batch-size", "4", "--micro-batch-size", "2", "--max-steps", "2", "--lr", "0.5",
             "--warmup", "1", "--grad-clip", "0", "--sft-alpha", "0.5", "--threads", "1"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    with socket.socket() as s:  # a free port, so parallel test runs do not collide
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-                        "tests/test_dpo.py", *map(str, args), "--out-dir", str(tmp_path / "ddp")],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    r = torchrun(["tests/test_dpo.py", *args, "--out-dir", tmp_path / "ddp"], env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert r.returncode == 0, r.stderr[-3000:]
     monkeypatch.setattr(torch.optim, "AdamW", sgd)
     single = train(pairs, tmp_path / "single", *args[2:], "--micro-batch-size", "2")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import REPO, toy_prepare, tiny_qwen2
+from conftest import REPO, tiny_qwen2, toy_prepare, torchrun
 from common import (IGNORE, DataError, collate, encode_pair, format_prompt, format_response, load_model,
                     load_train_state, read_jsonl, save_checkpoint, sequence_logps, write_jsonl)
 
@@ -144,10 +144,9 @@ def test_resume_continues_same_curve(tmp_path, toy_splits, tiny_model_dir):
 def test_torchrun_ddp_matches_single_process(tmp_path, toy_splits, tiny_model_dir):
     common = ["--batch-size", "4", "--micro-batch-size", "2", "--max-steps", "2", "--device", "cpu"]
     sft(tmp_path, toy_splits["train"], tiny_model_dir, tmp_path / "one", *common)
-    args = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533", "train_sft.py",
-            "--model", str(tiny_model_dir), "--data", str(toy_splits["train"]), "--val-data", "", "--out-dir",
-            str(tmp_path / "two"), "--lr", "1e-3", "--warmup", "1", "--seed", "3", *common]
-    res = run(args, timeout=300)
+    args = ["train_sft.py", "--model", str(tiny_model_dir), "--data", str(toy_splits["train"]), "--val-data", "",
+            "--out-dir", str(tmp_path / "two"), "--lr", "1e-3", "--warmup", "1", "--seed", "3", "--threads", "1", *common]
+    res = torchrun(args, env=ENV)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "world 2" in res.stdout
     w1, w2 = weights(tmp_path / "one"), weights(tmp_path / "two")
