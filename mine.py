@@ -11,7 +11,9 @@ Hardness of a negative (from its verifier profile, both terms in [0, 1]):
     hardness  = (1 - absurdity) * (1 + closeness)                                    in [0, 2]
 Negatives are ranked by (near miss first, hardness desc, wrongness asc, sample_idx). Each pair's weight is
 its hardness, floored at --min-weight (an absurd negative still teaches a little), then divided by the mean
-over the file so weights average 1 and the learning rate keeps its meaning.
+over the file so weights average 1. That division only makes the numbers readable (1 = an average pair): it
+does not change training, because train_dpo.py divides each step's weighted loss by the sum of that step's
+weights, so a factor common to all weights cancels. Only the ratios between weights matter.
 Output: one pair per line (see docs/conventions.md) + a sidecar pairs.jsonl.meta.json.
 """
 import argparse

@@ -3,6 +3,7 @@ the reference cache, exact resume and bad-input errors. Tiny random Qwen2 on the
 import json
 import math
 import os
+import re
 import shutil
 import sys
 
@@ -238,3 +239,17 @@ def test_rejected_upto_masks_after_the_slip(toy_tok, tmp_path):
     bad.write_text(json.dumps({"prompt": prompt, "chosen": " x", "rejected": text, "weight": 1.0, "rejected_upto": 999}) + "\n")
     with pytest.raises(DataError, match=r"p.jsonl:1: field 'rejected_upto'"):
         load_pairs(bad, toy_tok, 512)
+
+
+def test_one_log_line_per_interval_rounded(tmp_path, pairs, capsys):
+    train(pairs, tmp_path / "out", "--max-steps", "12")  # default --log-every 10: steps 10 and 12 (the last)
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("step ")]
+    assert [l.split("|")[0].split()[1] for l in lines] == ["10/12", "12/12"]
+    assert not re.search(r"\d\.\d{5,}", "\n".join(lines))  # rounded figures, no 0.0242429800213242
+
+
+def test_load_model_shows_no_transformers_progress_bar(tiny_model_dir, capfd):
+    from transformers.utils import logging as hf_logging
+    hf_logging.enable_progress_bar()  # as in a fresh process
+    load_model(str(tiny_model_dir))
+    assert "Loading weights" not in capfd.readouterr().err
