@@ -39,7 +39,6 @@ class DataError(ValueError):
 
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape of a UTF-16 surrogate half
 
-
 def _unencodable(v):
     """The first string inside v that UTF-8 cannot encode (a lone surrogate such as "\\udc80"), else None."""
     if isinstance(v, str):
@@ -51,10 +50,8 @@ def _unencodable(v):
     items = v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()
     return next((x for x in map(_unencodable, items) if x is not None), None)
 
-
 def _type_name(t):
     return t.__name__ if isinstance(t, type) else "/".join(x.__name__ for x in t)
-
 
 def read_jsonl(path, required=(), types=None):
     """Read a JSONL file into a list of dicts. Every record must be a JSON object holding
@@ -104,7 +101,6 @@ def read_jsonl(path, required=(), types=None):
             out.append(rec)
     return out
 
-
 def read_json(path):
     """One JSON document (a sidecar .meta.json): DataError('file: ...') instead of a traceback."""
     path = Path(path)
@@ -135,11 +131,9 @@ def _atomic_write(path, write):
     finally:
         tmp.unlink(missing_ok=True)
 
-
 def write_jsonl(path, records):
     """Write records atomically (see _atomic_write)."""
     _atomic_write(path, lambda f: f.writelines(json.dumps(_clean(r), ensure_ascii=False) + "\n" for r in records))
-
 
 def write_json(path, obj):
     _atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n"))

@@ -310,7 +310,7 @@ def train(args):
     sha = pairs_sha(args.pairs)  # once: stored with every checkpoint, checked on resume
     if state:
         if state.get("pairs_sha") != sha:
-            raise SystemExit(f"--resume: {args.pairs} changed since the checkpoint in {args.out_dir} was written")
+            raise SystemExit(f"error: --resume: {args.pairs} changed since the checkpoint in {args.out_dir} was written")
     src = args.out_dir if state else init_name
     tok = load_tokenizer(args.tokenizer if args.tokenizer and not state else src)
     pairs = load_pairs(args.pairs, tok, args.max_len, args.weighting)  # bad pairs stop us before any model loads
