@@ -8,6 +8,7 @@ convention used everywhere (labels == -100 means "no loss here").
 import json
 import math
 import os
+import re
 import shutil
 from contextlib import nullcontext
 from pathlib import Path
@@ -36,57 +37,106 @@ def format_response(solution):
 class DataError(ValueError):
     """Bad input file: the message names file, line and field."""
 
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape of a UTF-16 surrogate half
+
+def _unencodable(v):
+    """The first string inside v that UTF-8 cannot encode (a lone surrogate such as "\\udc80"), else None."""
+    if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            return v
+        return None
+    items = v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()
+    return next((x for x in map(_unencodable, items) if x is not None), None)
+
+def _type_name(t):
+    return t.__name__ if isinstance(t, type) else "/".join(x.__name__ for x in t)
+
 def read_jsonl(path, required=(), types=None):
     """Read a JSONL file into a list of dicts. Every record must be a JSON object holding
-    the `required` fields (non-null); `types` maps field -> type or tuple of types.
-    Raises DataError('file:line: ...') on the first bad line."""
+    the `required` fields (non-null); `types` maps field -> type or tuple of types (a JSON
+    true/false is not accepted as an int/float: bool is a subclass of int in Python only).
+    Raises DataError('file:line: ...') on the first bad line: bytes that are not UTF-8,
+    invalid JSON, nesting too deep, a string UTF-8 cannot hold (lone surrogate), a missing
+    field or a wrong type."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file")
     types = types or {}
     out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(path, "rb") as f:  # bytes: a bad byte is reported with its line, not as a decode traceback
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1} "
+                                f"of the line)") from None
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+            except RecursionError:
+                raise DataError(f"{path}:{lineno}: invalid JSON (nested too deeply)") from None
             if not isinstance(rec, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+            if _SURROGATE.search(line) and _unencodable(rec) is not None:  # only then is the walk needed
+                raise DataError(f"{path}:{lineno}: a string holds a lone UTF-16 surrogate (\\udXXX), "
+                                f"which UTF-8 cannot encode")
             for k in required:
                 if rec.get(k) is None:
                     raise DataError(f"{path}:{lineno}: missing field '{k}'")
             for k, t in types.items():
-                if k in rec and rec[k] is not None and not isinstance(rec[k], t):
-                    tn = t.__name__ if isinstance(t, type) else "/".join(x.__name__ for x in t)
-                    raise DataError(f"{path}:{lineno}: field '{k}' must be {tn}, got {type(rec[k]).__name__}")
+                v = rec.get(k)
+                if v is None:
+                    continue
+                ts = t if isinstance(t, tuple) else (t,)
+                if not isinstance(v, ts) or (isinstance(v, bool) and bool not in ts):
+                    raise DataError(f"{path}:{lineno}: field '{k}' must be {_type_name(t)}, got {type(v).__name__}")
             rec["_line"] = lineno  # kept for later error messages; stripped on write
             out.append(rec)
     return out
 
+def read_json(path):
+    """One JSON document (a sidecar .meta.json): DataError('file: ...') instead of a traceback."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not valid UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise DataError(f"{path}: invalid JSON (nested too deeply)") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+
 def _clean(rec):
     return {k: v for k, v in rec.items() if not k.startswith("_")}
 
-def write_jsonl(path, records):
-    """Write records atomically: a crash mid-write never leaves a half file behind."""
+def _atomic_write(path, write):
+    """write(f) into a per-process temporary next to `path`, then rename it over `path`: a crash
+    mid-write never leaves a half file behind, and a failed write leaves no temporary either."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per-process: concurrent writers never share it
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(_clean(r), ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+def write_jsonl(path, records):
+    """Write records atomically (see _atomic_write)."""
+    _atomic_write(path, lambda f: f.writelines(json.dumps(_clean(r), ensure_ascii=False) + "\n" for r in records))
 
 def write_json(path, obj):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per-process: concurrent writers never share it
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-    os.replace(tmp, path)
+    _atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n"))
 
 def read_jsonl_tolerant(path):
     """For resumable appenders: read the complete lines of a JSONL file that may end in a
@@ -102,8 +152,8 @@ def read_jsonl_tolerant(path):
                 break  # torn last line from a killed writer
             try:
                 recs.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+                break  # not a line this process wrote: keep what precedes it
             good += len(line)
     return recs, good
 
@@ -147,6 +197,8 @@ def load_model(name, dtype=torch.float32, device="cpu", seed=0, tokenizer=None):
       hub id                -> from_pretrained (needs internet).
     `tokenizer` overrides where the tokenizer comes from (a config-only dir has none)."""
     from transformers import AutoConfig, AutoModelForCausalLM, Qwen2ForCausalLM
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # its "Loading weights" bar would print inside our own progress bars
     tok = load_tokenizer(tokenizer or name)
     torch.manual_seed(seed)
     if name == "toy":
@@ -163,8 +215,9 @@ def load_model(name, dtype=torch.float32, device="cpu", seed=0, tokenizer=None):
 
 def save_checkpoint(out_dir, model, tok, meta, train_state=None):
     """Save a Hugging Face directory (config.json + model.safetensors + tokenizer files) plus
-    hardneg_meta.json and, for --resume, train_state.pt. The directory is built next to the
-    target and swapped in with renames, so a crash never leaves a half-written checkpoint."""
+    hardneg_meta.json and, for --resume, train_state.safetensors (save_train_state: no pickle).
+    The directory is built next to the target and swapped in with renames, so a crash never
+    leaves a half-written checkpoint."""
     out_dir = Path(out_dir)
     tmp, old = out_dir.with_name(out_dir.name + ".tmp"), out_dir.with_name(out_dir.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -176,7 +229,7 @@ def save_checkpoint(out_dir, model, tok, meta, train_state=None):
     tok.save_pretrained(tmp)
     write_json(tmp / "hardneg_meta.json", meta)
     if train_state is not None:
-        torch.save(train_state, tmp / "train_state.pt")
+        save_train_state(tmp / TRAIN_STATE, train_state)
     shutil.rmtree(old, ignore_errors=True)
     if out_dir.exists():
         os.replace(out_dir, old)
@@ -192,7 +245,90 @@ def recover_checkpoint(out_dir):
 
 def read_meta(path):
     p = Path(path) / "hardneg_meta.json"
-    return json.loads(p.read_text()) if p.exists() else {}
+    return read_json(p) if p.exists() else {}
+
+# -----------------------------------------------------------------------------
+# training state for --resume: safetensors + JSON, never pickle. A checkpoint folder is a file a
+# user may receive, and unpickling one runs whatever code it names (torch.load's weights_only
+# unpickler narrows that but has had bypasses), so nothing here is ever unpickled.
+
+TRAIN_STATE = "train_state.safetensors"
+_TAGS = ("__tensor__", "__tuple__", "__items__")
+
+
+def _to_plain(obj, tensors):
+    """Nested dict/list/tuple/scalars/tensors -> JSON-able values; each tensor goes to `tensors`
+    (name -> tensor) and is referenced as {"__tensor__": name}. Tuples and dicts with non-str keys
+    (the optimizer's {param index: state}) are tagged so they come back exactly as they were."""
+    if isinstance(obj, torch.Tensor):
+        name = f"t{len(tensors)}"
+        tensors[name] = obj.detach().cpu().contiguous()
+        return {"__tensor__": name}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj) and not any(k in _TAGS for k in obj):
+            return {k: _to_plain(v, tensors) for k, v in obj.items()}
+        return {"__items__": [[_to_plain(k, tensors), _to_plain(v, tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        items = [_to_plain(v, tensors) for v in obj]
+        return {"__tuple__": items} if isinstance(obj, tuple) else items
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"train state: cannot store a {type(obj).__name__}")
+
+
+def _from_plain(obj, tensors):
+    """Inverse of _to_plain. KeyError / TypeError / ValueError on a malformed document."""
+    if isinstance(obj, list):
+        return [_from_plain(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if len(obj) == 1 and next(iter(obj)) in _TAGS:
+            tag, v = next(iter(obj.items()))
+            if tag == "__tensor__":
+                return tensors[v]
+            if tag == "__tuple__":
+                return tuple(_from_plain(x, tensors) for x in v)
+            return {_from_plain(k, tensors): _from_plain(x, tensors) for k, x in v}
+        return {k: _from_plain(v, tensors) for k, v in obj.items()}
+    return obj
+
+
+def save_train_state(path, state):
+    """state (optimizer state_dict, step, history, RNG state, ...) -> one safetensors file: the tensors
+    as tensors, the rest as JSON in its metadata. Bit-exact round trip (floats via repr)."""
+    from safetensors.torch import save_file
+    tensors = {}
+    doc = json.dumps(_to_plain(state, tensors))
+    save_file(tensors, str(path), metadata={"hardneg_train_state": doc})
+
+
+def load_train_state(out_dir):
+    """The train state of a checkpoint dir, for --resume (call recover_checkpoint first). Reads only
+    safetensors + JSON; a pickle (the old train_state.pt, or anything crafted) is refused, not opened.
+    Raises DataError naming the file on anything it cannot use."""
+    from safetensors import safe_open
+    path = Path(out_dir) / TRAIN_STATE
+    if not path.exists():
+        old = Path(out_dir) / "train_state.pt"
+        if old.exists():
+            raise DataError(f"{old}: a pickle file (the old train-state format); it is not loaded, because "
+                            f"unpickling a file can run code. --resume needs {TRAIN_STATE}: restart the run without --resume")
+        raise DataError(f"--resume: no {path}")
+    try:
+        with safe_open(str(path), "pt") as f:
+            doc = (f.metadata() or {}).get("hardneg_train_state")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # a pickle, a torn or a crafted file: safetensors parses, it never executes
+        raise DataError(f"{path}: not a readable safetensors file ({str(e)[:200]})") from None
+    try:
+        state = _from_plain(json.loads(doc), tensors)
+        ok = (isinstance(state, dict) and isinstance(state.get("optimizer"), dict) and isinstance(state.get("history"), list)
+              and type(state.get("step")) is int and state["step"] >= 0 and isinstance(state.get("rng"), torch.Tensor)
+              and state["rng"].dtype == torch.uint8)
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as e:
+        raise DataError(f"{path}: malformed train state ({type(e).__name__}: {str(e)[:200]})") from None
+    if not ok:
+        raise DataError(f"{path}: malformed train state (needs optimizer, step, history, rng)")
+    return state
 
 # -----------------------------------------------------------------------------
 # tokenising prompt/response pairs; the masking convention
@@ -300,8 +436,11 @@ def compute_init(device_arg="auto"):
     return False, 0, 0, 1, device_arg
 
 def compute_cleanup(ddp):
+    """Barrier, then tear the process group down: a rank that is done (e.g. while rank 0 still writes the last
+    checkpoint) must not destroy the group under the others' feet."""
     if ddp:
         import torch.distributed as dist
+        dist.barrier()
         dist.destroy_process_group()
 
 def grad_accum_steps(batch_size, micro_batch_size, world):
@@ -312,13 +451,6 @@ def grad_accum_steps(batch_size, micro_batch_size, world):
     assert rem == 0 and accum >= 1, (f"--batch-size/world ({per_rank}) must be a multiple of "
                                      f"--micro-batch-size ({micro_batch_size})")
     return accum
-
-def load_train_state(out_dir):
-    """The train_state.pt of a checkpoint dir, for --resume (call recover_checkpoint first)."""
-    try:
-        return torch.load(f"{out_dir}/train_state.pt", map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise SystemExit(f"--resume: no {out_dir}/train_state.pt") from None
 
 def training_forward(model, chunk, grad_checkpointing, compile, ddp, local_rank, device):
     """The module the training loops call: SeqLogp(model) -> optionally compiled -> DDP. DDP wraps

@@ -11,7 +11,9 @@ Hardness of a negative (from its verifier profile, both terms in [0, 1]):
     hardness  = (1 - absurdity) * closeness                                          in [0, 1]
 Negatives are ranked by (near miss first, hardness desc, wrongness asc, sample_idx). Each pair's weight is
 its hardness, floored at --min-weight (an absurd negative still teaches a little), then divided by the mean
-over the file so weights average 1 and the learning rate keeps its meaning.
+over the file so weights average 1. That division only makes the numbers readable (1 = an average pair): it
+does not change training, because train_dpo.py divides each step's weighted loss by the sum of that step's
+weights, so a factor common to all weights cancels. Only the ratios between weights matter.
 Output: one pair per line (see docs/conventions.md) + a sidecar pairs.jsonl.meta.json.
 """
 import argparse
@@ -21,8 +23,8 @@ import random
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from common import DataError, format_prompt, format_response, read_jsonl, write_json, write_jsonl
-from verifier import is_near_miss, profile
+from common import DataError, format_prompt, format_response, read_json, read_jsonl, write_json, write_jsonl
+from verifier import DIMENSIONS, is_near_miss, profile
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # io
@@ -53,7 +55,10 @@ parser.add_argument("--rejected-scope", default="first-error", choices=["first-e
 parser.add_argument("--min-weight", type=float, default=0.05, help="floor of the raw weight before normalising to mean 1")
 
 REQUIRED = ("problem_id", "sample_idx", "completion", "answer", "finish_reason", "profile")
-PROFILE_KEYS = ("correct", "wrongness", "absurdity")
+TYPES = {"problem_id": (str, int), "sample_idx": int, "completion": str, "answer": (str, int, float), "finish_reason": str,
+         "profile": dict, "question": str, "prompt": str, "reference_solution": str}
+PROFILE_KEYS = ("correct", "wrongness", "absurdity", "numeric_distance", "pred")   # what mine.py / is_near_miss read
+PROFILE_NUMBERS = ("wrongness", "absurdity") + DIMENSIONS                         # severities: numbers in [0, 1]
 
 
 def num(p, k, default=0.0):
@@ -69,15 +74,41 @@ def hardness(profile):
     return (1.0 - min(max(num(profile, "absurdity"), 0.0), 1.0)) * closeness
 
 
+def check_profile(p):
+    """The first problem of a verifier profile as 'field ...' text, or None. Severities are finite numbers in
+    [0, 1] (NaN, inf, a bool or a string would turn into NaN weights or a traceback downstream)."""
+    for k in PROFILE_KEYS:
+        if k not in p or (k != "pred" and p[k] is None):
+            return f"field 'profile' lacks '{k}'"
+    if not isinstance(p["correct"], bool):
+        return f"field 'profile.correct' must be true/false, got {type(p['correct']).__name__}"
+    for k in PROFILE_NUMBERS:
+        v = p.get(k)
+        if v is None and k not in ("wrongness", "absurdity", "numeric_distance"):
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:  # NaN fails the range too
+            return f"field 'profile.{k}' must be a number in [0, 1], got {json.dumps(v)[:40]}"
+    d = p.get("details")
+    if d is not None and not isinstance(d, dict):
+        return f"field 'profile.details' must be an object, got {type(d).__name__}"
+    d = d or {}
+    for k, ok in (("n_wrong_equations", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+                  ("first_wrong_step", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+                  ("wrong_equations", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v))):
+        if d.get(k) is not None and not ok(d[k]):
+            return f"field 'profile.details.{k}' has a wrong type ({json.dumps(d[k])[:40]})"
+    return None
+
+
 def load_scored(path):
-    recs = read_jsonl(path, required=REQUIRED, types={"completion": str, "profile": dict, "sample_idx": int})
+    recs = read_jsonl(path, required=REQUIRED, types=TYPES)
     if not recs:
         raise DataError(f"{path}: no scored records")
     seen = {}
     for r in recs:
-        for k in PROFILE_KEYS:
-            if r["profile"].get(k) is None:
-                raise DataError(f"{path}:{r['_line']}: field 'profile' lacks '{k}'")
+        bad = check_profile(r["profile"])
+        if bad:
+            raise DataError(f"{path}:{r['_line']}: {bad}")
         if r.get("prompt") is None and r.get("question") is None:
             raise DataError(f"{path}:{r['_line']}: missing field 'question' (or 'prompt')")
         key = (str(r["problem_id"]), r["sample_idx"])
@@ -196,7 +227,11 @@ def source_model(recs, scored_path):
     if models:
         return models[0] if len(models) == 1 else models
     side = Path(str(scored_path) + ".meta.json")
-    return json.loads(side.read_text()).get("model") if side.exists() else None
+    try:
+        meta = read_json(side) if side.exists() else {}
+    except DataError as e:
+        raise SystemExit(f"error: {e}") from None
+    return meta.get("model") if isinstance(meta, dict) else None
 
 
 def main(argv=None):
@@ -209,6 +244,8 @@ def main(argv=None):
         raise SystemExit("error: --max-pairs-per-problem must be >= 1")
     if args.heldout_frac and not args.heldout_out:
         raise SystemExit("error: --heldout-frac needs --heldout-out")
+    if not (0 < args.min_weight < float("inf")) or not (0 <= args.max_absurdity <= 1) or not (0 <= args.max_chosen_wrongness <= 1):
+        raise SystemExit("error: --min-weight must be a finite number > 0; --max-absurdity, --max-chosen-wrongness in [0, 1]")
     by_problem = defaultdict(list)
     for r in recs:
         by_problem[str(r["problem_id"])].append(r)

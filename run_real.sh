@@ -15,7 +15,7 @@ MODEL=${MODEL:-Qwen/Qwen2.5-1.5B}
 RUN=${RUN:-runs/qwen2.5-1.5b}
 SEED=${SEED:-0}
 mkdir -p "$RUN"
-resume() { [ -f "$1/train_state.pt" ] && echo --resume || true; }   # rerun the script after a crash: stages continue
+resume() { [ -f "$1/train_state.safetensors" ] && echo --resume || true; }   # rerun the script after a crash: stages continue
 
 python data/gsm8k/prepare.py --val-size 500       # local ../shared/data copy, or --download
 python data/math/prepare.py

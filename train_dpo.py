@@ -14,8 +14,8 @@ where pi_* / ref_* are log-probs of the response tokens (+ EOS) summed, under po
 --weighting none sets every w_i = 1: vanilla DPO exactly (the ablation). --loss swaps the per-pair term for
 IPO, conservative DPO or DPO-Positive (pure functions below, each next to its equation); --loss sft drops it and
 keeps only the NLL term: the matched-compute control `sft+` (same pairs, steps, tokens and lr).
-The reference log-probs are computed once and cached next to the pairs (pairs.jsonl.ref.<key>.pt);
-the reference model then leaves memory. Checkpoint: a Hugging Face dir + hardneg_meta.json (+ train_state.pt).
+The reference log-probs are computed once and cached next to the pairs (pairs.jsonl.ref.<key>.safetensors);
+the reference model then leaves memory. Checkpoint: a Hugging Face dir + hardneg_meta.json (+ train_state.safetensors).
 """
 import argparse
 import gc
@@ -25,16 +25,17 @@ import math
 import os
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common import (IGNORE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, get_lr,
-                    grad_accum_steps, has_weights, load_model, load_train_state, make_optimizer, print0, progress,
-                    read_jsonl, recover_checkpoint, resolve_model, save_checkpoint, sequence_logps, step_indices,
-                    training_forward, write_json)
+from common import (IGNORE, TRAIN_STATE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair,
+                    get_lr, grad_accum_steps, has_weights, load_model, load_tokenizer, load_train_state,
+                    make_optimizer, print0, progress, read_json, read_jsonl, recover_checkpoint, resolve_model,
+                    save_checkpoint, sequence_logps, step_indices, training_forward, write_json)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # model / data
@@ -50,8 +51,8 @@ parser.add_argument("--weighting", default="verifier", choices=["verifier", "non
                     help="verifier: use each pair's 'weight'; none: all 1 = vanilla DPO (the ablation); shuffled: the "
                          "same weights randomly permuted over pairs (seeded; do the weights carry information?)")
 parser.add_argument("--loss", default="dpo", choices=["cdpo", "dpo", "dpop", "ipo", "sft"],
-                    help="pair objective (see pair_losses): dpo (default), ipo, cdpo (label smoothing), dpop "
-                         "(DPO-Positive), sft (no pair term: NLL on the chosen side only, the matched-compute control)")
+                    help="pair objective: dpo (default), ipo, cdpo (label smoothing), dpop (DPO-Positive), "
+                         "sft (no pair term: NLL on the chosen side only, the matched-compute control)")
 parser.add_argument("--label-smoothing", type=float, default=0.1, help="cdpo: assumed fraction of flipped preferences")
 parser.add_argument("--dpop-lambda", type=float, default=50.0, help="dpop: penalty on the chosen log-ratio falling below 0 (Smaug paper: 50)")
 parser.add_argument("--sft-alpha", type=float, default=0.0, help="add alpha x NLL of the chosen responses (token mean over the step)")
@@ -74,8 +75,8 @@ parser.add_argument("--compile", action="store_true", help="torch.compile the po
 parser.add_argument("--head-chunk-rows", type=int, default=1024, help="labelled positions per lm_head chunk: its backward holds ~16 B x rows x V (2.5 GB for 1024 rows at V=151,936)")
 parser.add_argument("--seed", type=int, default=0, help="seed for init (toy) and pair order")
 parser.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps (-1 = only at the end)")
-parser.add_argument("--log-every", type=int, default=1, help="print one log line every N steps")
-parser.add_argument("--resume", action="store_true", help="continue from --out-dir/train_state.pt (exact: same pair order)")
+parser.add_argument("--log-every", type=int, default=10, help="print one log line every N steps (and at the last)")
+parser.add_argument("--resume", action="store_true", help="continue from --out-dir/train_state.safetensors (exact: same pair order)")
 parser.add_argument("--halt-after", type=int, default=-1, help="save and stop after this step as if killed (tests --resume); -1 = off")
 parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
 
@@ -113,11 +114,13 @@ def dpop_loss(pi_c, pi_r, ref_c, ref_r, beta, lam):
     return -F.logsigmoid(beta * h)
 
 
-LOSSES = {"dpo": lambda a, b, c, d, args: preference_loss(a, b, c, d, args.beta)[0],
-          "ipo": lambda a, b, c, d, args: ipo_loss(a, b, c, d, args.beta),
-          "cdpo": lambda a, b, c, d, args: cdpo_loss(a, b, c, d, args.beta, args.label_smoothing),
-          "dpop": lambda a, b, c, d, args: dpop_loss(a, b, c, d, args.beta, args.dpop_lambda),
-          "sft": lambda a, b, c, d, args: torch.zeros_like(a)}  # the control: only the NLL term (sft_alpha >= 1)
+def pair_losses(args):
+    """The per-pair term selected by --loss, as f(pi_c, pi_r, ref_c, ref_r) -> (B,) losses."""
+    return {"dpo": lambda a, b, c, d: preference_loss(a, b, c, d, args.beta)[0],
+            "ipo": lambda a, b, c, d: ipo_loss(a, b, c, d, args.beta),
+            "cdpo": lambda a, b, c, d: cdpo_loss(a, b, c, d, args.beta, args.label_smoothing),
+            "dpop": lambda a, b, c, d: dpop_loss(a, b, c, d, args.beta, args.dpop_lambda),
+            "sft": lambda a, b, c, d: torch.zeros_like(a)}[args.loss]  # the control: only the NLL term
 
 
 def pairs_sha(path):
@@ -140,6 +143,9 @@ def encode_rejected(tok, prompt, response, upto):
     return ids, labels
 
 
+MAX_WEIGHT = 1e6
+
+
 def load_pairs(path, tok, max_len, weighting="verifier", shuffle_seed=0):
     """Read + tokenise pairs. Returns a list of {"c": (ids, labels), "r": (ids, labels), "w", "nc", "nr", "line"}.
     Bad records raise DataError('file:line: ...'); pairs over max_len are skipped with a counted note."""
@@ -149,9 +155,13 @@ def load_pairs(path, tok, max_len, weighting="verifier", shuffle_seed=0):
         raise DataError(f"{path}: no pairs")
     pairs, long_lines, max_seen = [], [], 0
     for r in recs:
-        w = float(r["weight"]) if weighting != "none" else 1.0
-        if not (math.isfinite(w) and w >= 0):  # json.loads accepts NaN / Infinity
-            raise DataError(f"{path}:{r['_line']}: weight must be finite and >= 0, got {r['weight']}")
+        w = float(r["weight"]) if weighting != "none" else 1.0  # read_jsonl refused true/false already
+        # json.loads accepts NaN / Infinity; a finite 1e39 overflows float32 (NaN model). Weights are relative (the
+        # step divides by their sum), so MAX_WEIGHT costs nothing and keeps w x loss far inside float32.
+        if not (math.isfinite(w) and 0 <= w <= MAX_WEIGHT):
+            raise DataError(f"{path}:{r['_line']}: weight must be a finite number in [0, {MAX_WEIGHT:g}], got {r['weight']}")
+        if r["chosen"] == r["rejected"]:
+            raise DataError(f"{path}:{r['_line']}: chosen and rejected are the same text (no preference to learn)")
         c = encode_pair(tok, r["prompt"], r["chosen"])
         upto = r.get("rejected_upto")
         if upto is not None and not (isinstance(upto, int) and 0 < upto <= len(r["rejected"])):
@@ -184,27 +194,46 @@ def concat_batch(batch, pad_id, device):
     return collate([p["c"] for p in batch] + [p["r"] for p in batch], pad_id, device)
 
 
-def dpo_micro_loss(fwd, batch, ref, beta, w_sum, nc_sum, sft_alpha=0.0, world=1, pad_id=0, device="cpu", ref_model=None,
-                   pair_loss=None):
+@dataclass
+class PairBatch:
+    """One micro-batch of B pairs, ready for dpo_micro_loss. w_sum and nc_sum belong to the WHOLE optimizer step
+    (all micro-batches, all ranks): dividing each micro-batch by them makes the summed gradients equal the
+    gradient of the step objective, so micro 1 x accum 4 == micro 4 x accum 1."""
+    input_ids: torch.Tensor       # (2B, T) chosen rows [:B], rejected rows [B:], right-padded
+    attention_mask: torch.Tensor  # (2B, T)
+    labels: torch.Tensor          # (2B, T) IGNORE (-100) on prompt, padding and rejected text after rejected_upto
+    weights: torch.Tensor         # (B,) float32 pair weights
+    ref: torch.Tensor | None      # (B, 2) reference log-probs [chosen, rejected]; None: dpo_micro_loss computes them
+    w_sum: float                  # sum of the weights of the whole step
+    nc_sum: float                 # chosen response tokens (+ EOS) of the whole step (the --sft-alpha NLL's normaliser)
+
+    @classmethod
+    def of(cls, pairs, pad_id, device, ref, w_sum, nc_sum):
+        x, m, y = concat_batch(pairs, pad_id, device)
+        w = torch.tensor([p["w"] for p in pairs], dtype=torch.float32, device=device)
+        return cls(x, m, y, w, None if ref is None else ref.to(device), float(w_sum), float(nc_sum))
+
+
+def dpo_micro_loss(fwd, batch, beta, sft_alpha=0.0, world=1, ref_model=None, pair_loss=None):
     """This micro-batch's share of the step objective (see module docstring), ready for .backward().
-    batch: list of B pairs; ref: (B, 2) cached reference log-probs (ignored if ref_model is given: on the fly);
-    w_sum / nc_sum: weight sum / chosen-token count of the WHOLE optimizer step, so that the summed gradients of
-    all micro-batches equal the gradient of the step objective (micro 1 x accum 4 == micro 4 x accum 1).
+    fwd(input_ids, attention_mask, labels) -> ((2B,) summed response log-probs, n_tokens); batch: a PairBatch;
+    ref_model: the reference, run here on the fly when batch.ref is None; pair_loss: the per-pair term
+    f(pi_c, pi_r, ref_c, ref_r) -> (B,) (pair_losses(args); None = DPO's preference_loss).
     x world undoes DDP's gradient averaging over ranks. Returns (loss, stats: detached sums for logging)."""
-    x, m, y = concat_batch(batch, pad_id, device)          # (2B, T)
-    B = len(batch)
-    lp, _ = fwd(x, m, y)                                   # (2B,) summed response log-probs
-    if ref_model is not None:
+    B = len(batch.weights)
+    lp, _ = fwd(batch.input_ids, batch.attention_mask, batch.labels)                 # (2B,)
+    ref = batch.ref
+    if ref is None:
         with torch.no_grad():
-            ref = torch.stack(sequence_logps(ref_model, x, m, y)[0].float().split(B), 1)  # (B, 2)
+            ref = torch.stack(sequence_logps(ref_model, batch.input_ids, batch.attention_mask,
+                                             batch.labels)[0].float().split(B), 1)     # (B, 2)
     ref = ref.to(lp.device)
     pi_c, pi_r = lp[:B], lp[B:]
     losses, rc, rr = preference_loss(pi_c, pi_r, ref[:, 0], ref[:, 1], beta)
-    if pair_loss is not None:  # --loss other than dpo: rewards for logging stay the DPO ones
+    if pair_loss is not None:  # --loss other than dpo; the logged rewards stay DPO's beta * (pi - ref)
         losses = pair_loss(pi_c, pi_r, ref[:, 0], ref[:, 1])
-    w = torch.tensor([p["w"] for p in batch], device=lp.device, dtype=losses.dtype)
-    dpo = (w * losses).sum() / w_sum
-    nll = -pi_c.sum() / nc_sum
+    dpo = (batch.weights.to(losses.dtype) * losses).sum() / batch.w_sum
+    nll = -pi_c.sum() / batch.nc_sum
     loss = dpo + sft_alpha * nll if sft_alpha else dpo
     stats = torch.stack([dpo.detach(), (rc > rr).float().sum(), rc.sum(), rr.sum(), nll.detach()])
     return loss * world, stats
@@ -219,7 +248,32 @@ def ref_cache_path(args, ref_name, ref_dtype, sha):
            "weights": [(f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in wfiles],
            "seed": None if wfiles else args.seed, "max_len": args.max_len, "dtype": ref_dtype}
     sha = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return Path(f"{args.pairs}.ref.{sha}.pt"), key
+    return Path(f"{args.pairs}.ref.{sha}.safetensors"), key
+
+
+def save_ref_cache(path, logps, key):
+    """safetensors (a tensor + its key as JSON metadata), written to a temporary and renamed in."""
+    from safetensors.torch import save_file
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    save_file({"logps": logps.contiguous()}, str(tmp), metadata={"key": json.dumps(key, sort_keys=True)})
+    os.replace(tmp, path)
+
+
+def load_ref_cache(path, n, key):
+    """(n, 2) float32 reference log-probs from a cache file. safetensors is parsed, never executed: a pickle or
+    any other file planted at this (predictable) path is refused with a DataError naming it."""
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), "pt") as f:
+            stored_key, logps = (f.metadata() or {}).get("key"), f.get_tensor("logps")
+    except Exception as e:
+        raise DataError(f"{path}: not a readable reference cache ({str(e)[:200]}); delete it to recompute") from None
+    if stored_key != json.dumps(key, sort_keys=True):
+        raise DataError(f"{path}: made for other pairs/reference/settings than this run; delete it to recompute")
+    if logps.dtype != torch.float32 or tuple(logps.shape) != (n, 2) or not torch.isfinite(logps).all():
+        raise DataError(f"{path}: expected ({n}, 2) finite float32 log-probs, got {tuple(logps.shape)} {logps.dtype}; "
+                        f"delete it to recompute")
+    return logps
 
 
 @torch.no_grad()
@@ -247,6 +301,33 @@ def compute_ref_logps(model, pairs, micro, pad_id, device, ctx, rank=0, world=1)
     return out
 
 
+def get_ref_logps(pairs, ref_name, policy, args, sha, pad_id, device, ctx, rank=0, world=1):
+    """(N, 2) reference log-probs [chosen, rejected] of every pair: read from the cache file next to the pairs, or
+    computed in one no-grad pass and cached there. policy: the model to use when the reference IS the initial policy
+    (no second copy in memory); None -> load ref_name, and free it afterwards."""
+    ref_dtype = args.dtype if str(device).startswith("cuda") else "float32"
+    cache, key = ref_cache_path(args, ref_name, ref_dtype, sha)
+    have = torch.tensor(float(cache.exists()), device=device)
+    if world > 1:  # every rank must take the same branch (the compute branch has a collective)
+        torch.distributed.all_reduce(have, op=torch.distributed.ReduceOp.MIN)
+    if have.item():
+        print0(f"ref logps: loaded {cache}")
+        return load_ref_cache(cache, len(pairs), key)
+    model = policy if policy is not None else load_model(ref_name, device=device, seed=args.seed,
+                                                          tokenizer=args.tokenizer)[0]
+    t0 = time.time()
+    logps = compute_ref_logps(model, pairs, args.micro_batch_size, pad_id, device, ctx, rank, world)
+    if rank == 0:
+        save_ref_cache(cache, logps, key)
+    print0(f"ref logps: {len(pairs)} pairs in {time.time() - t0:.1f}s -> {cache}")
+    if policy is None:  # the reference leaves memory before training starts
+        del model
+        gc.collect()
+        if str(device).startswith("cuda"):
+            torch.cuda.empty_cache()
+    return logps
+
+
 def main(argv=None):
     try:
         train(parser.parse_args(argv))
@@ -259,11 +340,13 @@ def train(args):
         torch.set_num_threads(args.threads)
     ddp, rank, local_rank, world, device = compute_init(args.device)
     grad_accum = grad_accum_steps(args.batch_size, args.micro_batch_size, world)
-    if not Path(args.pairs).exists():
-        raise DataError(f"{args.pairs}: file not found")
+    if not Path(args.pairs).is_file():
+        raise DataError(f"{args.pairs}: {'not a regular file' if Path(args.pairs).exists() else 'file not found'}")
+    if not (0 < args.beta < float("inf")):
+        raise SystemExit(f"error: --beta must be a finite number > 0, got {args.beta}")
     pmeta_path = Path(args.pairs + ".meta.json")
-    pmeta = json.loads(pmeta_path.read_text()) if pmeta_path.exists() else {}
-    init_name = args.model or pmeta.get("model")
+    pmeta = read_json(pmeta_path) if pmeta_path.exists() and not args.model else {}
+    init_name = args.model or (pmeta.get("model") if isinstance(pmeta, dict) else None)
     if not init_name or not isinstance(init_name, str):
         raise SystemExit(f"error: no --model given and {pmeta_path} names no single 'model' ({init_name})")
     ref_name = args.ref or init_name
@@ -273,20 +356,20 @@ def train(args):
     state = load_train_state(args.out_dir) if args.resume else None
     sha = pairs_sha(args.pairs)  # once: stored with every checkpoint, checked on resume
     if state:
-        if state["pairs_sha"] != sha:
-            raise SystemExit(f"--resume: {args.pairs} changed since the checkpoint in {args.out_dir} was written")
+        if state.get("pairs_sha") != sha:
+            raise SystemExit(f"error: --resume: {args.pairs} changed since the checkpoint in {args.out_dir} was written")
     src = args.out_dir if state else init_name
+    tok = load_tokenizer(args.tokenizer if args.tokenizer and not state else src)
+    pairs = load_pairs(args.pairs, tok, args.max_len, args.weighting, args.seed)  # bad pairs stop us before any model loads
+    if args.loss == "sft" and args.sft_alpha < 1:
+        args.sft_alpha = 1.0  # the control trains on the NLL term alone, at full strength
+    pair_loss = None if args.loss == "dpo" else pair_losses(args)
+    N = len(pairs)
+    steps = args.max_steps if args.max_steps > 0 else math.ceil(args.epochs * N / args.batch_size)
     model, tok, how = load_model(src, device=device, seed=args.seed, tokenizer=args.tokenizer if not state else None)
     print0(f"policy: {how} | {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params | ref {ref_name} | "
            f"device {device} | world {world}")
-    pairs = load_pairs(args.pairs, tok, args.max_len, args.weighting, args.seed)
-    if args.loss == "sft" and args.sft_alpha < 1:
-        args.sft_alpha = 1.0  # the control trains on the NLL term alone, at full strength
-    pair_loss = None if args.loss == "dpo" else (lambda a, b, c, d: LOSSES[args.loss](a, b, c, d, args))
-    N = len(pairs)
-    steps = args.max_steps if args.max_steps > 0 else math.ceil(args.epochs * N / args.batch_size)
     ctx = autocast_ctx(device, args.dtype)
-    ref_dtype = args.dtype if device.startswith("cuda") else "float32"
 
     # reference log-probs: from the cache, or one no-grad pass before training; on the fly only if asked
     ref_model, ref_lp = None, None
@@ -294,29 +377,9 @@ def train(args):
         ref_model = load_model(ref_name, device=device, seed=args.seed, tokenizer=args.tokenizer)[0].eval()
         ref_model.requires_grad_(False)
     else:
-        cache, key = ref_cache_path(args, ref_name, ref_dtype, sha)
-        have = torch.tensor(float(cache.exists()), device=device)
-        if ddp:  # every rank must take the same branch (the compute branch has a collective)
-            torch.distributed.all_reduce(have, op=torch.distributed.ReduceOp.MIN)
-        if have.item():
-            ref_lp = torch.load(cache, map_location="cpu")["logps"]
-            assert ref_lp.shape == (N, 2), f"{cache}: holds {tuple(ref_lp.shape)} log-probs for {N} pairs; delete it"
-            print0(f"ref logps: loaded {cache}")
-        else:
-            same = ref_name == init_name and not state  # the initial policy IS the reference: no second copy
-            rm = model if same else load_model(ref_name, device=device, seed=args.seed, tokenizer=args.tokenizer)[0]
-            t0 = time.time()
-            ref_lp = compute_ref_logps(rm, pairs, args.micro_batch_size, tok.pad_token_id, device, ctx, rank, world)
-            if rank == 0:
-                tmp = cache.with_name(cache.name + ".tmp")
-                torch.save({"logps": ref_lp, "key": key}, tmp)
-                os.replace(tmp, cache)
-            print0(f"ref logps: {N} pairs in {time.time() - t0:.1f}s -> {cache}")
-            if not same:
-                del rm
-                gc.collect()
-                if device.startswith("cuda"):
-                    torch.cuda.empty_cache()
+        same = ref_name == init_name and not state  # the initial policy IS the reference: no second copy
+        ref_lp = get_ref_logps(pairs, ref_name, model if same else None, args, sha, tok.pad_token_id, device, ctx,
+                               rank, world)
 
     raw_model = model  # save this one: no DDP "module." nor compile "_orig_mod." prefixes
     # only response rows reach lm_head, --head-chunk-rows at a time; DDP wraps the whole SeqLogp
@@ -329,9 +392,12 @@ def train(args):
     opt = make_optimizer(raw_model, args.lr, args.weight_decay, device)
     step, history = 0, []
     if state:
-        opt.load_state_dict(state["optimizer"])
+        try:
+            opt.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise DataError(f"{args.out_dir}/{TRAIN_STATE}: does not fit this model and optimizer ({str(e)[:200]})") from None
         step, history = state["step"], state["history"]
-        torch.set_rng_state(state["rng"])
         print0(f"resumed from {args.out_dir} at step {step}")
 
     def save():
@@ -361,10 +427,10 @@ def train(args):
         for k, mb in enumerate(micro):
             if ddp:  # only all-reduce on the last micro-batch; must be set before the forward
                 fwd.require_backward_grad_sync = k == len(micro) - 1
+            batch = PairBatch.of([pairs[i] for i in mb], tok.pad_token_id, device,
+                                 None if ref_model else ref_lp[mb], w_sum, nc_sum)
             with ctx:
-                loss, st = dpo_micro_loss(fwd, [pairs[i] for i in mb], None if ref_model else ref_lp[mb], args.beta,
-                                          w_sum, nc_sum, args.sft_alpha, world, tok.pad_token_id, device, ref_model,
-                                          pair_loss)
+                loss, st = dpo_micro_loss(fwd, batch, args.beta, args.sft_alpha, world, ref_model, pair_loss)
             loss.backward()
             stats += st.float().cpu()
         if ddp:

@@ -9,7 +9,7 @@ loss on response tokens only.
 
 Data: JSONL records with at least "question" and "solution" (see data/*/prepare.py).
 Output: a Hugging Face directory (config.json, model.safetensors, tokenizer files,
-hardneg_meta.json) plus train_state.pt for --resume.
+hardneg_meta.json) plus train_state.safetensors for --resume (no pickle: see common.load_train_state).
 """
 import argparse
 import math
@@ -18,10 +18,10 @@ import time
 import torch
 from tqdm import tqdm
 
-from common import (DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, format_prompt,
-                    format_response, get_lr, grad_accum_steps, load_model, load_train_state, make_optimizer, print0,
-                    progress, read_jsonl, recover_checkpoint, save_checkpoint, sequence_logps, step_indices,
-                    training_forward)
+from common import (TRAIN_STATE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair,
+                    format_prompt, format_response, get_lr, grad_accum_steps, load_model, load_tokenizer,
+                    load_train_state, make_optimizer, print0, progress, read_jsonl, recover_checkpoint,
+                    save_checkpoint, sequence_logps, step_indices, training_forward)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # model / data
@@ -51,7 +51,7 @@ parser.add_argument("--eval-every", type=int, default=200, help="eval loss every
 parser.add_argument("--eval-examples", type=int, default=256, help="validation examples per eval")
 parser.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps (-1 = only at the end)")
 parser.add_argument("--log-every", type=int, default=25, help="print one log line every N steps")
-parser.add_argument("--resume", action="store_true", help="continue from --out-dir/train_state.pt (exact: same data order)")
+parser.add_argument("--resume", action="store_true", help="continue from --out-dir/train_state.safetensors (exact: same data order)")
 parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
 parser.add_argument("--halt-after", type=int, default=-1, help="stop after this step as if killed (tests --resume); -1 = off")
 
@@ -74,8 +74,14 @@ def load_examples(path, tok, max_len):
     return seqs
 
 
-def main():
-    args = parser.parse_args()
+def main(argv=None):
+    try:
+        train(parser.parse_args(argv))
+    except DataError as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+def train(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     ddp, rank, local_rank, world, device = compute_init(args.device)
@@ -85,14 +91,15 @@ def main():
     recover_checkpoint(args.out_dir)
     state = load_train_state(args.out_dir) if args.resume else None
     src = args.out_dir if state else args.model
+    tok = load_tokenizer(args.tokenizer if args.tokenizer and not state else src)
+    train = load_examples(args.data, tok, args.max_len)  # bad data stops us before any model loads
+    val = load_examples(args.val_data, tok, args.max_len)[:args.eval_examples] if args.val_data else []
     model, tok, how = load_model(src, device=device, seed=args.seed, tokenizer=args.tokenizer if not state else None)
     print0(f"model: {how} | {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params | device {device} | world {world}")
     raw_model = model  # save this one: no DDP "module." nor compile "_orig_mod." prefixes
     # forward = summed response log-probs (SeqLogp), compiled / DDP-wrapped as asked
     fwd = training_forward(model, 1024, args.grad_checkpointing, args.compile, ddp, local_rank, device)
 
-    train = load_examples(args.data, tok, args.max_len)
-    val = load_examples(args.val_data, tok, args.max_len)[:args.eval_examples] if args.val_data else []
     steps = args.max_steps if args.max_steps > 0 else math.ceil(args.epochs * len(train) / args.batch_size)
     print0(f"data: {len(train)} train examples | batch {args.batch_size} = micro {args.micro_batch_size} x accum "
            f"{grad_accum} x world {world} | {steps} steps")
@@ -100,9 +107,12 @@ def main():
     opt = make_optimizer(raw_model, args.lr, args.weight_decay, device)
     step, history = 0, []
     if state:
-        opt.load_state_dict(state["optimizer"])
+        try:
+            opt.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"])
+        except (ValueError, KeyError, TypeError, RuntimeError) as e:
+            raise DataError(f"{args.out_dir}/{TRAIN_STATE}: does not fit this model and optimizer ({str(e)[:200]})") from None
         step, history = state["step"], state["history"]
-        torch.set_rng_state(state["rng"])
         print0(f"resumed from {args.out_dir} at step {step}")
     ctx = autocast_ctx(device, args.dtype)
 
@@ -177,12 +187,9 @@ def main():
             break
     pbar.close()
     print0(f"done: {steps} steps in {time.time() - t_last:.0f}s | final train loss {history[-1]['loss'] if history else float('nan'):.4f}"
-           f" | val loss {val_loss} | saved to {args.out_dir}")
+           f" | val loss {'-' if val_loss is None else f'{val_loss:.4f}'} | saved to {args.out_dir}")
     compute_cleanup(ddp)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except DataError as e:
-        raise SystemExit(f"error: {e}")
+    main()

@@ -32,7 +32,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from common import IGNORE, SeqLogp, autocast_ctx  # noqa: E402
-from train_dpo import dpo_micro_loss, preference_loss  # noqa: E402
+from train_dpo import PairBatch, dpo_micro_loss, preference_loss  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # model shape
@@ -124,7 +124,8 @@ def run_variant(args, which, device):
 
         def step():
             with ctx:
-                loss, _ = dpo_micro_loss(fwd, pairs, ref, 0.1, float(args.pairs), 1.0, device=device)
+                batch = PairBatch.of(pairs, 0, device, ref, float(args.pairs), 1.0)
+                loss, _ = dpo_micro_loss(fwd, batch, 0.1)
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)

@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny random Qwen2 checkpoint on the toy tokenizer and small toy splits,
 built once per test session in a temp dir (no network, no ../shared/data)."""
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -60,3 +62,17 @@ def toy_splits(tmp_path_factory):
         out[name] = d / f"{name}.jsonl"
         write_jsonl(out[name], prep.make_split(n, seed, f"t-{name}"))
     return out
+
+
+def torchrun(args, nproc=2, env=None, timeout=300):
+    """`python -m torch.distributed.run --standalone --nproc_per_node N args...` from the repo root.
+    --standalone: the launcher binds its rendezvous TCP store to port 0 and shares that store with the workers,
+    so no port is chosen by us (a fixed port collides, a bind-release-reuse races). Retried twice if the OS
+    still reports an address in use, so a collision can only cost time, never the test."""
+    env = {k: v for k, v in (env or os.environ).items() if k != "TORCH_DISABLE_SHARE_RDZV_TCP_STORE"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), *map(str, args)]
+    for _ in range(3):
+        r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        if r.returncode == 0 or "address already in use" not in (r.stdout + r.stderr).lower():
+            return r
+    return r

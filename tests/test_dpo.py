@@ -3,9 +3,8 @@ the reference cache, exact resume and bad-input errors. Tiny random Qwen2 on the
 import json
 import math
 import os
+import re
 import shutil
-import socket
-import subprocess
 import sys
 
 import pytest
@@ -14,9 +13,10 @@ from safetensors.torch import load_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)  # also run as a script: the DDP test's torchrun entry point (see the bottom)
+from conftest import torchrun  # noqa: E402
 from common import IGNORE, DataError, format_prompt, format_response, load_model, read_jsonl, sequence_logps, write_json, write_jsonl
 import train_dpo
-from train_dpo import compute_ref_logps, concat_batch, dpo_micro_loss, load_pairs, preference_loss
+from train_dpo import PairBatch, compute_ref_logps, concat_batch, dpo_micro_loss, load_pairs, preference_loss
 
 WEIGHTS = [0.3, 1.7, 0.8, 1.2, 0.05, 2.0, 1.0, 0.6, 1.4, 0.9, 1.1, 0.5]
 
@@ -86,7 +86,8 @@ def _grads(model, batch, ref, w, beta=0.5):
     """Gradient of the step objective over `batch` with weights w (one micro-batch = the whole step)."""
     model.zero_grad()
     batch = [dict(p, w=x) for p, x in zip(batch, w)]
-    loss, _ = dpo_micro_loss(lambda x, m, y: sequence_logps(model, x, m, y), batch, ref, beta, sum(w), 1.0)
+    pb = PairBatch.of(batch, 0, "cpu", ref, sum(w), 1.0)
+    loss, _ = dpo_micro_loss(lambda x, m, y: sequence_logps(model, x, m, y), pb, beta)
     loss.backward()
     return torch.cat([p.grad.flatten() for p in model.parameters()]).clone()
 
@@ -112,7 +113,8 @@ def test_weights_shape_the_gradient(pairs, tiny_model_dir, toy_tok):
     x, m, y = concat_batch(P, toy_tok.pad_token_id, "cpu")
     lp = sequence_logps(model, x, m, y)[0]
     vanilla = preference_loss(lp[:3], lp[3:], ref[:, 0], ref[:, 1], 0.5)[0].mean()
-    ours = dpo_micro_loss(lambda *a: sequence_logps(model, *a), [dict(p, w=1.0) for p in P], ref, 0.5, 3.0, 1.0)[0]
+    pb = PairBatch.of([dict(p, w=1.0) for p in P], toy_tok.pad_token_id, "cpu", ref, 3.0, 1.0)
+    ours = dpo_micro_loss(lambda *a: sequence_logps(model, *a), pb, 0.5)[0]
     assert torch.allclose(ours, vanilla, atol=1e-7)
 
 
@@ -147,7 +149,7 @@ def test_prompt_tokens_are_masked(pairs, toy_tok, tiny_model_dir):
 def test_cached_vs_on_the_fly_reference(tmp_path, pairs, capsys, monkeypatch):
     monkeypatch.setattr(torch.optim, "AdamW", sgd)
     a = train(pairs, tmp_path / "cached")
-    assert len(list(tmp_path.glob("pairs.jsonl.ref.*.pt"))) == 1
+    assert len(list(tmp_path.glob("pairs.jsonl.ref.*.safetensors"))) == 1
     b = train(pairs, tmp_path / "fly", "--ref-on-the-fly")
     c = train(pairs, tmp_path / "again")
     assert "ref logps: loaded" in capsys.readouterr().out
@@ -171,13 +173,7 @@ def test_ddp_two_processes_match_single(tmp_path, pairs, monkeypatch):
     shutil.copy(str(pairs) + ".meta.json", d / "pairs.jsonl.meta.json")
     args = ["--pairs", ddp_pairs, "--batch-size", "4", "--micro-batch-size", "2", "--max-steps", "2", "--lr", "0.5",
             "--warmup", "1", "--grad-clip", "0", "--sft-alpha", "0.5", "--threads", "1"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    with socket.socket() as s:  # a free port, so parallel test runs do not collide
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-                        "tests/test_dpo.py", *map(str, args), "--out-dir", str(tmp_path / "ddp")],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    r = torchrun(["tests/test_dpo.py", *args, "--out-dir", tmp_path / "ddp"], env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert r.returncode == 0, r.stderr[-3000:]
     monkeypatch.setattr(torch.optim, "AdamW", sgd)
     single = train(pairs, tmp_path / "single", *args[2:], "--micro-batch-size", "2")
@@ -187,23 +183,31 @@ def test_ddp_two_processes_match_single(tmp_path, pairs, monkeypatch):
 @pytest.mark.parametrize("case,msg", [
     ("missing", r"pairs.jsonl:2: missing field 'rejected'"),
     ("empty", r"pairs.jsonl: no pairs"),
-    ("nan", r"pairs.jsonl:3: weight must be finite and >= 0, got nan"),
-    ("negative", r"pairs.jsonl:3: weight must be finite and >= 0, got -1"),
+    ("nan", r"pairs.jsonl:3: weight must be a finite number in \[0, 1e\+06\], got nan"),
+    ("inf", r"pairs.jsonl:3: weight must be a finite number in \[0, 1e\+06\], got inf"),
+    ("negative", r"pairs.jsonl:3: weight must be a finite number in \[0, 1e\+06\], got -1"),
+    ("huge", r"pairs.jsonl:3: weight must be a finite number in \[0, 1e\+06\], got 1e\+39"),  # float32 overflow
+    ("bool", r"pairs.jsonl:3: field 'weight' must be int/float, got bool"),
+    ("equal", r"pairs.jsonl:3: chosen and rejected are the same text"),
     ("all_long", r"every pair is longer than --max-len 20"),
 ])
 def test_bad_pairs_give_clear_errors(tmp_path, pairs, case, msg):
     lines = pairs.read_text().splitlines()
+    bad = {"nan": "NaN", "inf": "Infinity", "negative": "-1", "huge": "1e39", "bool": "true"}
     if case == "missing":
         lines[1] = json.dumps({k: v for k, v in json.loads(lines[1]).items() if k != "rejected"})
     elif case == "empty":
         lines = []
-    elif case in ("nan", "negative"):
-        lines[2] = lines[2].replace('"weight": 0.8', '"weight": NaN' if case == "nan" else '"weight": -1')
+    elif case in bad:
+        lines[2] = lines[2].replace('"weight": 0.8', f'"weight": {bad[case]}')
+    elif case == "equal":
+        r = json.loads(lines[2])
+        lines[2] = json.dumps(dict(r, rejected=r["chosen"]))
     pairs.write_text("\n".join(lines) + "\n")
     extra = ["--max-len", "20"] if case == "all_long" else []
     with pytest.raises(SystemExit, match=msg):
         train(pairs, tmp_path / "out", *extra)
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("pairs.jsonl.ref.*"))  # nothing written
 
 
 def test_long_pairs_are_skipped_and_counted(tmp_path, pairs, capsys):
@@ -235,3 +239,17 @@ def test_rejected_upto_masks_after_the_slip(toy_tok, tmp_path):
     bad.write_text(json.dumps({"prompt": prompt, "chosen": " x", "rejected": text, "weight": 1.0, "rejected_upto": 999}) + "\n")
     with pytest.raises(DataError, match=r"p.jsonl:1: field 'rejected_upto'"):
         load_pairs(bad, toy_tok, 512)
+
+
+def test_one_log_line_per_interval_rounded(tmp_path, pairs, capsys):
+    train(pairs, tmp_path / "out", "--max-steps", "12")  # default --log-every 10: steps 10 and 12 (the last)
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("step ")]
+    assert [l.split("|")[0].split()[1] for l in lines] == ["10/12", "12/12"]
+    assert not re.search(r"\d\.\d{5,}", "\n".join(lines))  # rounded figures, no 0.0242429800213242
+
+
+def test_load_model_shows_no_transformers_progress_bar(tiny_model_dir, capfd):
+    from transformers.utils import logging as hf_logging
+    hf_logging.enable_progress_bar()  # as in a fresh process
+    load_model(str(tiny_model_dir))
+    assert "Loading weights" not in capfd.readouterr().err

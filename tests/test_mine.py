@@ -123,6 +123,14 @@ def test_model_from_scored_meta_and_no_reference(tmp_path):
     ("profile_lacks", "scored.jsonl:3: field 'profile' lacks 'absurdity'"),
     ("empty", "scored.jsonl: no scored records"),
     ("duplicate", "scored.jsonl:2: duplicate sample A/0"),
+    ("string_in_profile", r"scored.jsonl:3: field 'profile.numeric_distance' must be a number in \[0, 1\], got \"abc\""),
+    ("nan_absurdity", r"scored.jsonl:2: field 'profile.absurdity' must be a number in \[0, 1\], got NaN"),
+    ("inf_wrongness", r"scored.jsonl:4: field 'profile.wrongness' must be a number in \[0, 1\], got Infinity"),
+    ("out_of_range", r"scored.jsonl:4: field 'profile.arithmetic' must be a number in \[0, 1\], got 7"),
+    ("bool_correct", "scored.jsonl:1: field 'profile.correct' must be true/false, got int"),
+    ("details_list", "scored.jsonl:3: field 'profile.details' must be an object, got list"),
+    ("bool_idx", "scored.jsonl:2: field 'sample_idx' must be int, got bool"),
+    ("not_utf8", "scored.jsonl:3: not valid UTF-8 \\(byte 0xff"),
 ])
 def test_bad_input_fails_without_output(tmp_path, case, msg):
     recs = scored_records()
@@ -132,10 +140,29 @@ def test_bad_input_fails_without_output(tmp_path, case, msg):
         del recs[2]["profile"]["absurdity"]
     elif case == "empty":
         recs = []
-    else:
+    elif case == "duplicate":
         recs[1]["sample_idx"] = 0
+    elif case == "string_in_profile":
+        recs[2]["profile"]["numeric_distance"] = "abc"
+    elif case == "nan_absurdity":
+        recs[1]["profile"]["absurdity"] = float("nan")
+    elif case == "inf_wrongness":
+        recs[3]["profile"]["wrongness"] = float("inf")
+    elif case == "out_of_range":
+        recs[3]["profile"]["arithmetic"] = 7
+    elif case == "bool_correct":
+        recs[0]["profile"]["correct"] = 1
+    elif case == "details_list":
+        recs[2]["profile"]["details"] = [1]
+    elif case == "bool_idx":
+        recs[1]["sample_idx"] = True
+    write_jsonl(tmp_path / "scored.jsonl", recs)
+    if case == "not_utf8":
+        lines = (tmp_path / "scored.jsonl").read_bytes().split(b"\n")
+        lines[2] = lines[2].replace(b"near miss", b"near \xff miss")
+        (tmp_path / "scored.jsonl").write_bytes(b"\n".join(lines))
     with pytest.raises(SystemExit, match=f"error: .*{msg}"):
-        run(tmp_path, recs)
+        run(tmp_path, None)
     assert not (tmp_path / "pairs.jsonl").exists() and not (tmp_path / "pairs.jsonl.meta.json").exists()
 
 
