@@ -253,3 +253,40 @@ def test_load_model_shows_no_transformers_progress_bar(tiny_model_dir, capfd):
     hf_logging.enable_progress_bar()  # as in a fresh process
     load_model(str(tiny_model_dir))
     assert "Loading weights" not in capfd.readouterr().err
+
+
+def test_other_objectives_match_their_equations():
+    from train_dpo import cdpo_loss, dpop_loss, ipo_loss
+    g = torch.Generator().manual_seed(1)
+    pi_c, pi_r, ref_c, ref_r = (torch.randn(7, generator=g, dtype=torch.float64) * 5 - 30 for _ in range(4))
+    beta, eps, lam = 0.2, 0.1, 50.0
+    sp = lambda x: math.log1p(math.exp(-x))  # noqa: E731  -log sigmoid(x)
+    for i in range(7):
+        h = (float(pi_c[i]) - float(pi_r[i])) - (float(ref_c[i]) - float(ref_r[i]))
+        assert ipo_loss(pi_c, pi_r, ref_c, ref_r, beta)[i].item() == pytest.approx((h - 1 / (2 * beta)) ** 2)
+        assert cdpo_loss(pi_c, pi_r, ref_c, ref_r, beta, eps)[i].item() == pytest.approx(
+            (1 - eps) * sp(beta * h) + eps * sp(-beta * h))
+        pen = max(float(ref_c[i]) - float(pi_c[i]), 0.0)
+        assert dpop_loss(pi_c, pi_r, ref_c, ref_r, beta, lam)[i].item() == pytest.approx(sp(beta * (h - lam * pen)))
+    # eps = 0 is DPO; DPO-Positive equals DPO while the chosen log-prob has not fallen below the reference's
+    dpo = preference_loss(pi_c, pi_r, ref_c, ref_r, beta)[0]
+    assert torch.allclose(cdpo_loss(pi_c, pi_r, ref_c, ref_r, beta, 0.0), dpo)
+    assert torch.allclose(dpop_loss(ref_c + 1, pi_r, ref_c, ref_r, beta, lam), preference_loss(ref_c + 1, pi_r, ref_c, ref_r, beta)[0])
+
+
+def test_sft_control_and_shuffled_weights(tmp_path, pairs, toy_splits, tiny_model_dir):
+    a = train(pairs, tmp_path / "sft", "--loss", "sft", "--weighting", "none")
+    b = train(pairs, tmp_path / "sft_w", "--loss", "sft", "--weighting", "verifier")
+    assert all(torch.equal(a[k], b[k]) for k in a)   # no pair term: the weights cannot matter
+    hist = json.loads((tmp_path / "sft" / "history.json").read_text())
+    assert len(hist) == 2 and all(h["loss"] == 0 for h in hist) and hist[0]["nll"] > 0
+    # --loss sft == a DPO run whose pair term has no gradient (beta -> 0 is not that); compare with --sft-alpha alone:
+    c = train(pairs, tmp_path / "dpo_a", "--weighting", "none", "--sft-alpha", "1")
+    assert max_diff(a, c) > 1e-6   # the DPO term moves the model beyond the NLL control
+    tok = load_model(str(tiny_model_dir))[1]
+    w = [p["w"] for p in load_pairs(pairs, tok, 512, "verifier")]
+    s = [p["w"] for p in load_pairs(pairs, tok, 512, "shuffled", 0)]
+    assert sorted(w) == sorted(s) and w != s and s == [p["w"] for p in load_pairs(pairs, tok, 512, "shuffled", 0)]
+    d = train(pairs, tmp_path / "shuf", "--weighting", "shuffled")
+    e = train(pairs, tmp_path / "w", "--weighting", "verifier")
+    assert max_diff(d, e) > 1e-6

@@ -97,8 +97,8 @@ def test_cap_weights_and_determinism(tmp_path):
     assert [p["rejected_sample_idx"] for p in by_problem(pairs)["D"]] == [0, 1]  # hardest (closest) first
     ws = [p["weight"] for p in pairs]
     assert sum(ws) / len(ws) == pytest.approx(1.0, abs=1e-5)
-    # weight = hardness / mean hardness, hardness = (1 - absurdity) * (2 - numeric_distance)
-    h = [(1 - p["rejected_profile"]["absurdity"]) * (2 - p["rejected_profile"]["numeric_distance"]) for p in pairs]
+    # weight = hardness / mean hardness, hardness = (1 - absurdity) * (1 - numeric_distance)
+    h = [(1 - p["rejected_profile"]["absurdity"]) * (1 - p["rejected_profile"]["numeric_distance"]) for p in pairs]
     assert all(w == pytest.approx(x / (sum(h) / len(h)), rel=1e-4) for w, x in zip(ws, h))
     first = (tmp_path / "pairs.jsonl").read_bytes()
     random.Random(0).shuffle(recs)  # input order must not matter
@@ -205,3 +205,35 @@ def test_first_error_scope_ends_rejected_at_the_slip(tmp_path):
     assert slip2[:first_error_end(slip2, profile(slip2, "23").to_dict())].endswith("42 - 19 = 13")
     miscopy = " Mia has 7 * 6 = 42 pens.\nAfter giving away 19, Mia has 42 - 19 = 23 pens.\nThe answer is: 32"
     assert first_error_end(miscopy, profile(miscopy, "23").to_dict()) is None  # no wrong step: whole text
+
+
+def test_random_negatives_rejected_from_and_heldout(tmp_path):
+    recs = scored_records()
+    hard = run(tmp_path, recs, "--negatives", "all", "--keep-absurd", "--max-pairs-per-problem", "1")
+    rnd = [run(tmp_path, recs, "--negatives", "random", "--max-pairs-per-problem", "1", "--seed", s, name=f"r{s}.jsonl")
+           for s in (0, 1, 2, 3)]
+    assert {p["problem_id"] for p in rnd[0]} == {p["problem_id"] for p in hard}      # same problems, one pair each
+    assert rnd[0] == run(tmp_path, recs, "--negatives", "random", "--max-pairs-per-problem", "1", "--seed", 0, name="again.jsonl")
+    picks = {p["rejected_sample_idx"] for r in rnd for p in r if p["problem_id"] == "A"}
+    assert len(picks) > 1 and by_problem(hard)["A"][0]["rejected_sample_idx"] == 2   # random varies; hard = closest
+    # rejected from another file (the model's greedy answers): chosen still from the samples
+    greedy = [rec("A", 0, " greedy slip 190", prof(nd=0.02, n_wrong=1, pred="190")), rec("B", 0, " right", prof(True))]
+    write_jsonl(tmp_path / "greedy.jsonl", greedy)
+    g = run(tmp_path, recs, "--rejected-from", tmp_path / "greedy.jsonl", "--negatives", "all", name="g.jsonl")
+    assert [(p["problem_id"], p["rejected"]) for p in g] == [("A", " greedy slip 190")] and g[0]["id"].endswith("-g0")
+    # held-out problems: whole problems leave the training file, the same ones for every mining rule
+    tr = run(tmp_path, recs, "--negatives", "all", "--heldout-frac", "0.5", "--heldout-out", tmp_path / "h.jsonl", name="t.jsonl")
+    ho = read_jsonl(tmp_path / "h.jsonl")
+    assert ho and tr and not ({p["problem_id"] for p in tr} & {p["problem_id"] for p in ho})
+    run(tmp_path, recs, "--negatives", "random", "--heldout-frac", "0.5", "--heldout-out", tmp_path / "h2.jsonl", name="t2.jsonl")
+    assert {p["problem_id"] for p in read_jsonl(tmp_path / "h2.jsonl")} == {p["problem_id"] for p in ho}
+
+
+def test_flawed_reference_is_no_chosen(tmp_path):
+    bad_ref = "Mia has 7 * 36 = 252 pens.\nAfter giving away 58, Mia has 252 - 58 = 190 pens.\nThe answer is: 190"
+    recs = [rec("X", i, f" wrong {i}", prof(nd=0.1, n_wrong=1, pred="190"), ref=bad_ref) for i in range(2)]
+    recs += [rec("Y", i, f" wrong {i}", prof(nd=0.1, n_wrong=1, pred="190")) for i in range(2)]
+    pairs = run(tmp_path, recs, "--negatives", "all")
+    assert {p["problem_id"] for p in pairs} == {"Y"}          # X's only chosen would be its flawed reference
+    meta = json.loads((tmp_path / "pairs.jsonl.meta.json").read_text())
+    assert meta["summary"]["reference_not_verified"] == 1
