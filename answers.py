@@ -17,8 +17,14 @@ ANSWER_SECONDS = 1.0  # default deadline of one answers_match() call
 from mathexpr import (MAX_ANSWER, Budget, Inexact, Undecided, approx, free_vars, parse, same,
                       sympy_same)
 
-_ANS_IS = re.compile(r"\bthe (?:final )?answer is\s*:?[ \t]*([^\n]*)", re.I)
-_HASH = re.compile(r"####[ \t]*([^\n]*)")
+_MARKER = re.compile(r"\bthe (?:final )?answer is\b|\bfinal answer\b(?:\*\*)?\s*:|####", re.I)
+_LEAD = re.compile(r"[ \t:*]*(?:\n[ \t]*){0,2}")   # between a marker and its answer: ':', '**', <= 2 line breaks
+_SENTENCE_END = re.compile(r"\.(?=\s|$)|\s+I hope\b")  # '9. I hope it is correct.'; '3.5' is not an end
+_GROUPS = [("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"), ("**", "**")]
+_BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
+_BOX_GAP = re.compile(r"[\s$,;]*(?:,|\band\b|\bor\b)[\s$,;]*|[\s$]*,[\s$]*")
+_CANDIDATE = re.compile(r"\d|\\(?:frac|sqrt|pi|infty)|^\s*\\text\{\(?[A-E]\)?\}\s*$")  # a value, not a bare letter
+_PLAIN_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?")
 _REPL = [(r"\dfrac", r"\frac"), (r"\tfrac", r"\frac"), ("~", " "), ("{,}", ""), (r"\$", ""), ("$", ""),
          ("^{\\circ}", ""), (r"^\circ", ""), (r"\circ", ""), ("°", ""), (r"\degree", ""), (r"\%", "%"),
          ("\\displaystyle", "")]
@@ -40,35 +46,132 @@ def _brace(s, j):
     return None
 
 
+def _boxes(s):
+    r"""(start, end, content) of every \boxed{...} / \fbox{...} / '\boxed 5' in s, in order."""
+    out, i = [], 0
+    while (m := _BOX.search(s, i)):
+        j = m.end()
+        while j < len(s) and s[j] == " ": j += 1
+        if j < len(s) and s[j] == "{":
+            c = _brace(s, j)
+            if c is None: break
+            out.append((m.start(), j + len(c) + 2, c))
+        elif n := re.match(r"[^\s$]+", s[j:j + 100]):
+            out.append((m.start(), j + n.end(), n.group()))
+        i = max(m.end(), out[-1][1] if out else 0)
+    return out
+
+
 def _last_boxed(s):
-    i = max(s.rfind(r"\boxed"), s.rfind(r"\fbox"))
-    if i < 0: return None, -1
-    j = i + (6 if s.startswith(r"\boxed", i) else 5)
-    while j < len(s) and s[j] == " ": j += 1
-    if j < len(s) and s[j] == "{": return _brace(s, j), i
-    m = re.match(r"[^\s$]+", s[j:j + 100])  # \boxed 5
-    return (m.group(0), i) if m else (None, -1)
+    b = _boxes(s)
+    return (b[-1][2], b[-1][0]) if b else (None, -1)
+
+
+def _boxed_answer(s):
+    r"""The last box, joined with the boxes right before it when only 'and' / 'or' / commas separate
+    them ('$\boxed{2}$ and $\boxed{-3}$' is the answer set 2, -3). (answer, start, end) or None."""
+    b = _boxes(s)
+    if not b: return None
+    k = len(b) - 1
+    while k > 0 and _BOX_GAP.fullmatch(s[b[k - 1][1]:b[k][0]]): k -= 1
+    return ", ".join(x[2] for x in b[k:]), b[k][0], b[-1][1]
+
+
+def _group_at(s, j):
+    r"""A math / bold group opening at s[j] ('$$..$$', '\[..\]', '\(..\)', '$..$', '**..**', '\boxed{..}'):
+    (content, end) or None."""
+    for op, cl in _GROUPS:
+        if s.startswith(op, j):
+            e = s.find(cl, j + len(op), j + MAX_ANSWER * 4)
+            return (s[j + len(op):e], e + len(cl)) if e > 0 else None
+    if _BOX.match(s, j) and (b := _boxes(s[j:j + MAX_ANSWER * 4])): return b[0][2], j + b[0][1]
+    return None
+
+
+def _after_marker(s, k):
+    r"""The answer written after a marker that ends at s[k]: a math or bold group when one opens on the
+    same or the next line ('The final answer is\n\[ M \]'), else the rest of the line up to the end of
+    its sentence ('9. I hope it is correct.' -> '9'). (answer, end) or (None, k)."""
+    j = _LEAD.match(s, k).end()
+    if (g := _group_at(s, j)) is not None:
+        return _clean_pred(g[0]), g[1]
+    line = s[j:j + MAX_ANSWER * 4].split("\n", 1)[0]
+    line = line[:m.start()] if (m := _SENTENCE_END.search(line)) else line
+    return _clean_pred(line), j + len(line)
 
 
 def _clean_pred(s):
     if s and (r"\boxed" in s or r"\fbox" in s): s = _last_boxed(s)[0] or s
-    s = (s or "").strip().rstrip(".").strip()
-    if len(s) > 1 and s[0] == s[-1] == "$": s = s.strip("$").strip().rstrip(".").strip()
+    s = (s or "").strip().strip("*").strip().rstrip(".").strip()
+    for op, cl in _GROUPS[:4]:  # '$5$', '\(5\)' left around the answer
+        if len(s) > len(op) + len(cl) and s.startswith(op) and s.endswith(cl): s = s[len(op):-len(cl)].strip()
+    s = s.rstrip(".").strip()
     return s[:1000] or None
 
 
+def _closing_sentence(s):
+    r"""No marker and no box: the answer a reader takes from the closing sentence ('Therefore, the
+    rope is 20 centimeters.', 'So the area is $75$ square units.', 'the remainder is **0**.'). Only when
+    the text ends like a finished sentence; the last sentence of the last paragraph holding a candidate
+    wins; in it, bold beats math beats a plain number, and an equation gives its last side."""
+    tail = s[-3000:].rstrip()
+    if not tail or tail[-1] not in ".!)]}$*": return None  # unfinished (truncated) text: no answer
+    off = len(s) - len(s[-3000:])
+    para_start = max(tail.rfind("\n\n"), 0)
+    spans, j = [], para_start  # math / bold groups of the last paragraph; sentences split outside them
+    cuts = [para_start]
+    while j < len(tail):
+        if (tail[j] in "$*\\") and (g := _group_at(tail, j)) is not None and g[0].strip():
+            spans.append((j, g[1], g[0])); j = g[1]; continue
+        if tail[j] in ".!?" and (j + 1 == len(tail) or tail[j + 1].isspace()): cuts.append(j + 1)
+        j += 1
+    cuts.append(len(tail))
+    for a, b in reversed(list(zip(cuts, cuts[1:]))):
+        inside = [x for x in spans if a <= x[0] < b]
+        bold = [x for x in inside if tail.startswith("**", x[0])]
+        math_ = [x for x in inside if not tail.startswith("**", x[0]) and _CANDIDATE.search(x[2])]
+        for x in (bold or math_)[::-1]:
+            cand = _last_side(x[2])
+            if _CANDIDATE.search(cand): return _clean_pred(cand), off + x[0], off + x[1]
+        plain = tail[a:b]
+        for x in inside: plain = plain[:x[0] - a] + " " * (x[1] - x[0]) + plain[x[1] - a:]
+        nums = list(_PLAIN_NUMBER.finditer(plain))
+        if nums:
+            m = nums[-1]
+            return m.group().strip("$").rstrip(".,"), off + a + m.start(), off + a + m.end()
+    return None
+
+
+def _last_side(s):
+    """'AB = 10' -> '10'; 'x = 5 = 2 + 3' -> '2 + 3'; top-level '=' only."""
+    depth, last = 0, 0
+    for k, ch in enumerate(s):
+        depth += (ch in "([{") - (ch in ")]}")
+        if ch == "=" and depth == 0: last = k + 1
+    return s[last:].strip()
+
+
 def extract(solution):
-    """(answer, start, end of its marker). Priority: 'The answer is:' (last) > '####' (last) > last \\boxed."""
-    for rx in (_ANS_IS, _HASH):
-        last = None
-        for last in rx.finditer(solution): pass
-        if last is not None and (a := _clean_pred(last.group(1))): return a, last.start(), last.end()
-    b, pos = _last_boxed(solution)
-    return _clean_pred(b), pos, pos + len(b or "") + 8
+    r"""(answer, start, end): the final answer and where it is written. Whichever comes last of a marker
+    sentence ('The [final] answer is X', 'Final Answer: X', '#### X') and the last \boxed{} (several
+    adjacent boxes: the set of them); failing both, the closing sentence. (None, -1, -1) if none."""
+    found = []
+    for m in _MARKER.finditer(solution): found.append(m)
+    for m in reversed(found):
+        a, end = _after_marker(solution, m.end())
+        if a: found = (a, m.start(), end); break
+    else:
+        found = None
+    box = _boxed_answer(solution)
+    if box and (found is None or box[1] >= found[1]):
+        a = _clean_pred(box[0])
+        if a: found = (a, box[1], box[2])
+    if found is None: found = _closing_sentence(solution)
+    return found if found else (None, -1, -1)
 
 
 def extract_answer(solution):
-    """Final answer of a solution ('The answer is: X' / '#### X' / last \\boxed{X}), or None."""
+    """Final answer of a solution ('The answer is: X' / '#### X' / last \\boxed{X} / closing sentence), or None."""
     return extract(solution or "")[0]
 
 
@@ -148,6 +251,9 @@ def _scalar_eq(a, b, budget):
 
 
 def _struct_eq(A, B, budget):
+    if A[0] == "scalar" and B[0] == "list": A, B = B, A
+    if A[0] == "list" and B[0] == "scalar":  # one answer written twice: '\boxed{15\frac{39}{40}}, \boxed{\frac{639}{40}}'
+        return len(A[1]) <= 4 and all(_struct_eq(x, B, budget) for x in A[1])
     if A[0] == "scalar" or B[0] == "scalar": return A[0] == B[0] and _scalar_eq(A[1], B[1], budget)
     ia, ib, kinds = A[-1], B[-1], {A[0], B[0]}
     if len(ia) != len(ib) or len(ia) > 30 or kinds == {"set", "seq"}: return False

@@ -23,6 +23,7 @@ MAX_DEPTH = 30          # bracket nesting
 MAX_DIGITS = 400        # digits of one literal
 MAX_EXP = 1000          # |exponent| of an exact power
 MAX_BITS = 20_000       # numerator + denominator bits of every exact value (each + - * / ^ ! binom result)
+CHECK_BITS = 2_000      # exact results bigger than this check the Budget's deadline (smaller ones cost ~1 us)
 MAX_FACT = 300          # n! and binom(n, k) only for n <= 300
 # --- time bounds: the work one profile() may do (verifier.py: PROFILE_SECONDS per solution)
 MAX_SYMPY_CALLS = 3     # sympy calls per Budget
@@ -230,9 +231,11 @@ def _root_exact(v, k):
     return Fraction(out[0] if v >= 0 else -out[0], out[1])
 
 
-def _fit(v):
-    """Every exact result passes here: a value too big to keep computing with fast is undecided."""
-    if v.numerator.bit_length() + v.denominator.bit_length() > MAX_BITS: raise Undecided
+def _fit(v, budget):
+    """Every exact result passes here: a value too big to keep computing with fast is undecided, and
+    so is any big one (> CHECK_BITS, where one operation starts to cost) once the deadline has passed."""
+    bits = v.numerator.bit_length() + v.denominator.bit_length()
+    if bits > MAX_BITS or (bits > CHECK_BITS and budget is not None and budget.expired()): raise Undecided
     return v
 
 
@@ -241,19 +244,18 @@ def exact(n, pct=100, budget=None):
     for any intermediate result over MAX_BITS, or when the budget's deadline has passed."""
     op = n[0]
     if op == "n": return n[1]
-    if budget is not None and budget.expired(): raise Undecided
     if op in _BIN:
         a, b = exact(n[1], pct, budget), exact(n[2], pct, budget)
         if op == "/" and b == 0: raise Undecided
-        return _fit(_BIN[op](a, b))
+        return _fit(_BIN[op](a, b), budget)
     if op == "neg": return -exact(n[1], pct, budget)
-    if op == "%": return _fit(exact(n[1], pct, budget) / pct)
+    if op == "%": return _fit(exact(n[1], pct, budget) / pct, budget)
     if op == "^":
         b, e = exact(n[1], pct, budget), exact(n[2], pct, budget)
         if e.denominator != 1: b, e = _root_exact(b, e.denominator), e.numerator
         if abs(e) > MAX_EXP or (b.numerator.bit_length() + b.denominator.bit_length()) * abs(e) > MAX_BITS \
                 or (b == 0 and e < 0): raise Undecided  # refuse instead of computing
-        return _fit(b ** int(e))
+        return _fit(b ** int(e), budget)
     if op == "root":
         k = exact(n[2], pct, budget)
         if k.denominator != 1: raise Inexact

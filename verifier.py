@@ -49,9 +49,17 @@ _TIMES = re.compile(r"(?<=[\d)])[ \t]*[xX×][ \t]*(?=[\d($])")
 _RUN = re.compile(r"[\d$(.\-][\d \t.,$%+\-*/()^=]*")
 _SUBRUN = re.compile(r",[ \t]+|;|\.[ \t]+|\.$")
 _OPWORD = re.compile(r"\b(?:of|times|by|plus|minus|over|per|and|than|half|twice|double|triple|x)[ \t]*$|[\w^/_.]$"
-                     r"|[-+*/^×=][ \t]*\$?$", re.I)  # text before an equation that makes its left side partial
+                     r"|[-+*/^×][ \t]*\$?$", re.I)  # text before an equation that makes its left side partial
 _LATEX_MODE = re.compile(r"\\[a-zA-Z]{2,}|\\\(|\\\[|\$[a-zA-Z\\]")
 _MATH_OPEN = re.compile(r"\$\$|\$|\\\[|\\\(|\\begin\{(align|equation|eqnarray|gather)\*?\}")
+# a unit word between a number and an operator or '=' ("2 bags + 4 bags = 6 bags", "$3/pound x 4 pounds")
+_UNIT_GAP = re.compile(r"(?<=\d)(?:[ \t]*/[ \t]*[a-zA-Z]{2,}|[ \t]+(?!x[ \t])[a-zA-Z]{2,}(?:[ \t]+[a-zA-Z]{2,})?)"
+                       r"(?=[ \t]*(?:[-+*/×=]|x[ \t]))")
+# a unit after a number in LaTeX math, before an operator / '=' / the end: "14 \text{ hours} + 20 \text{ hours}"
+# (not inside a fraction: "\frac{8 \text{ in}}{1 \text{ ft}} = 1" is a conversion, left unchecked)
+_TEXT_UNIT = re.compile(r"(?<=[\d}])\s*\\(?:text|mbox|mathrm)\s*\{[^{}]*\}(?:\^\{?\d\}?)?"
+                        r"(?=\s*(?:[-+=)]|\\times|\\cdot|\\div|$))")
+_DOLLAR_CLOSE = re.compile(r"(?<![\s\\])\$(?!\d)")  # closes inline math: no space before, no digit after
 _ASY_OPEN = re.compile(r"\[asy\]")
 _CLOSE = {"$$": "$$", "$": "$", r"\[": r"\]", r"\(": r"\)", "[asy]": "[/asy]"}
 _CHUNK = re.compile(r"\\\\|;|,(?!\d{3}(?!\d))|\\(?:q?quad|implies|Rightarrow|Longrightarrow|iff|therefore|because|"
@@ -67,6 +75,7 @@ _FALSE = re.compile(r"[\s,.;]*(?:which |that |this )?(?:is |are )?(?:not true|fa
 _FUNC_NOTATION = re.compile(r"[fghpqPQ]\s*\(")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _FRACTION = re.compile(r"\\[dt]?frac\{(\d{1,9})\}\{(\d{1,9})\}|\b(\d{1,9})/(\d{1,9})\b")
+_PARA = re.compile(r"\n[ \t]*\n")  # a paragraph break (ProcessBench steps are joined with blank lines)
 _Eq = namedtuple("_Eq", "pos end kind ok val src vars")  # ok None: unchecked (a definition x = 5 keeps val)
 
 
@@ -76,12 +85,31 @@ def _blocks(text, opener):
     out, i, dead = [], 0, set()
     while m := opener.search(text, i):
         close = _CLOSE.get(m.group()) or r"\end{" + m.group(1)
-        j = -1 if close in dead else text.find(close, m.end())
+        if close == "$":  # TeX's rule against money: "$5 and $7" is prose, "$5 + 7 = 12$" is math
+            if m.end() == len(text) or text[m.end()].isspace():
+                i = m.end(); continue
+            c = None if close in dead else _DOLLAR_CLOSE.search(text, m.end())
+            j = c.start() if c else -1
+        else:
+            j = -1 if close in dead else text.find(close, m.end())
         if j < 0:
             dead.add(close); i = m.end(); continue
         i = j + len(close) if close in _CLOSE.values() else text.find("}", j) + 1
         out.append((m.start(), i, text[m.end():j]))
     return out
+
+
+def _unit_key(u):  # "\text{ hours (yoga)}" -> "hour"
+    w = re.findall(r"[a-zA-Z]+", u.split("{", 1)[1])
+    return w[0].lower().rstrip("s") if w else ""
+
+
+def _drop_units(body):
+    """Drop unit texts after numbers when the math block uses one unit throughout; different units
+    ("1 \text{ ft} = 12 \text{ in}") are a conversion, not an equality of numbers: kept (unchecked)."""
+    units = _TEXT_UNIT.findall(body)
+    if not units or len({_unit_key(u) for u in units}) > 1: return body
+    return _TEXT_UNIT.sub(" ", body)
 
 
 def _balance(p):  # drop the unmatched "(" of "(so 3 + 4 = 7)"; linear, the text may be hostile
@@ -184,6 +212,7 @@ class _Checker:
     def plain(self, text):
         """Plain-text chains 'a op b = c [= d]': x, ×, ÷, $, %, thousands commas, units after c."""
         text = _TIMES.sub(lambda m: "*".center(len(m.group())), text.translate(_UNI))
+        text = _UNIT_GAP.sub(lambda m: " " * len(m.group()), text)  # "$194/meter × 490 meters = $94,860"
         for m in _RUN.finditer(text):
             run, before, off = m.group(), text[max(0, m.start() - 12):m.start()], 0
             if "=" not in run: continue
@@ -200,10 +229,11 @@ class _Checker:
         self.mod = bool(_MOD.search(self.text))  # modular / base-b work: integer "mismatches" are intended
         out, last = [], 0
         for start, end, body in _blocks(text, _MATH_OPEN):
-            out += [text[last:start], " " * (end - start)]
+            out += [text[last:start], "_" * (end - start)]  # '_' ends plain-text runs: no "3 + $x$ + 4 = 7" holes
             last = end
             if len(body) > 5000 or "=" not in body or _FALSE.match(text, end): continue  # "..., which is false"
             body = _SPACING.sub(lambda m: "," if m.group()[0] == "," else " ", _LR.sub("", _unbox(body)))
+            body = _drop_units(body)  # "14 \text{ hours} + 20 \text{ hours} = 34 \text{ hours}"
             for a, b in _REPL[:4] + _ALIGN: body = body.replace(a, b) if isinstance(a, str) else a.sub(b, body)
             skip = bool(_OPWORD.search(text[max(0, start - 12):start]))  # "$(3)$ x $(5) = 64$"
             for chunk in _CHUNK.split(body):
@@ -257,6 +287,19 @@ def _numbers(text):
     return [float(x.replace(",", "")) for x in _NUMBER.findall(text)] + [int(a) / int(b) for a, b in fr if int(b)]
 
 
+def _first_stated(text, pv, pred, ans_pos):
+    """(start, end) of the first place before the answer where the (wrong) final value is written:
+    a number equal to it, else the answer's own text; None if it is only in the answer itself."""
+    head = text[:ans_pos] if ans_pos > 0 else ""
+    if pv is not None:
+        for m in _NUMBER.finditer(head):
+            try:
+                if _close(float(m.group().replace(",", "")), abs(pv)): return m.start(), m.end()
+            except ValueError: pass
+    k = head.find(pred) if len(pred) >= 2 else -1
+    return (k, k + len(pred)) if k >= 0 else None
+
+
 def _repetition(text):
     lines = [l.strip() for l in text.splitlines() if len(l.strip()) >= 10]
     rep = 1 - len(set(lines)) / len(lines) if len(lines) >= 4 else 0.0
@@ -297,6 +340,7 @@ def profile(solution, reference_answer, question=None, truncated=None):
         rel = min(abs(pv * s - rv) / max(abs(rv), 1.0) for s in scales)
         numeric_distance = max(0.01, 1 - math.exp(-rel / DIST_SCALE))
         magnitude = pv != 0 and rv != 0 and not 1 / MAGNITUDE_FACTOR <= abs(pv / rv) <= MAGNITUDE_FACTOR
+    spans = [(e.pos, e.end, "wrong_equation") for e in wrong[:1]]  # evidence of the first error: (start, end, why)
     # --- logical: the final answer vs the last computed result; a final number derived from nothing.
     # A boxed answer that ends a relation ("... = \boxed{25}") is itself the last computed result.
     logical = 0.0
@@ -312,6 +356,7 @@ def profile(solution, reference_answer, question=None, truncated=None):
             if not (any(_close(pv, x * s) for x in [last.val] + _numbers(between) for s in scales)
                     or compact(canon(pred)) in compact(between)):
                 logical += LOGIC_LAST; reasons.append("final_not_last_result")
+                spans.append((max(ans_pos, 0), max(ans_end, ans_pos, 0), "final_not_last_result"))
         if re.fullmatch(r"-?\$?\d[\d,]*(\.\d+)?%?", canon(pred)) and not (0 <= pv <= 10 and pv == int(pv)):
             seen = {round(abs(x), 6) for x in _numbers((question or "") + " " + text[:max(ans_pos, 0)])}
             seen |= {round(abs(e.val), 6) for e in vals}
@@ -333,8 +378,15 @@ def profile(solution, reference_answer, question=None, truncated=None):
                       + W_STEPS * max(arithmetic, symbolic, p.logical) + W_FORMAT * p.format)
     p.absurdity = min(1.0, A_FORMAT * p.format + A_MAGNITUDE * magnitude
                       + A_ERRORS * (arithmetic + symbolic + p.logical) / 3)
+    # --- first error: the earliest evidence; failing any, a wrong answer's value where it is first stated
+    if not spans and not correct and pred is not None and (w := _first_stated(text, pv, pred, ans_pos)):
+        spans.append(w + ("wrong_value_first_stated",))
+    fw = min(spans) if spans else None
     p.details = {"n_equations": n["a"] + n["s"], "n_wrong_equations": len(wrong), "n_arithmetic": n["a"],
-                 "n_symbolic": n["s"], "first_wrong_step": text.count("\n", 0, wrong[0].pos) if wrong else None,
+                 "n_symbolic": n["s"], "first_wrong_step": text.count("\n", 0, fw[0]) if fw else None,
+                 "first_wrong_start": fw[0] if fw else None, "first_wrong_end": fw[1] if fw else None,
+                 "first_wrong_paragraph": len(_PARA.findall(text, 0, fw[0])) if fw else None,
+                 "first_wrong_reason": fw[2] if fw else None,
                  "wrong_equations": [e.src for e in wrong[:5]], "rel_error": None if rel is None else round(rel, 6),
                  "truncated": bool(truncated), "reasons": reasons + sorted(fmt) + ["wrong_equation"] * bool(wrong)}
     return p
