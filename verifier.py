@@ -221,7 +221,7 @@ class _Checker:
                 if "=" in sub:
                     parts = [_balance(re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", p.replace("$", "")).strip().rstrip("."))
                              for p in sub.split("=")]
-                    self.chain(m.start() + off, m.start() + off + len(sub), parts, "p", skip)
+                    self.chain(m.start() + off, m.start() + off + len(sub.rstrip(" \t.,$")), parts, "p", skip)
                 skip, off = False, off + len(sub) + 1
 
     def latex(self, text):
