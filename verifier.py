@@ -13,7 +13,7 @@ runs under a size bound on each exact operation and a PROFILE_SECONDS monotonic-
 left undone when it runs out are "undecided"; no signals, threads or timers are used).
 See docs/verifier.md for the rules, formulas and measured rates.
 """
-import argparse, json, math, os, re, sys, time
+import argparse, math, os, re, sys, time
 from collections import namedtuple
 from dataclasses import dataclass, field, asdict
 from fractions import Fraction
@@ -401,20 +401,32 @@ def is_near_miss(p):
 
 
 # ----------------------------------------------------------------------------- CLI
-def _load(path, fld, ans_fld):
-    recs = []
-    with open(path, encoding="utf-8") as f:
+def _first_bad_utf8(path):
+    """Line number of the first line of `path` that is not valid UTF-8 (common.read_jsonl reports a
+    decoding error without one)."""
+    with open(path, "rb") as f:
         for ln, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try: r = json.loads(line)
-            except json.JSONDecodeError as e: sys.exit(f"error: {path}:{ln}: invalid JSON ({e.msg})")
-            if not isinstance(r, dict): sys.exit(f"error: {path}:{ln}: expected a JSON object")
-            for k, types, what in ((fld, str, "a string"), (ans_fld, (str, int, float), "a string or number"),
-                                   ("question", (str, type(None)), "a string")):
-                if k not in r and k != "question": sys.exit(f"error: {path}:{ln}: missing field '{k}'")
-                if not isinstance(r.get(k), types) or isinstance(r.get(k), bool):
-                    sys.exit(f"error: {path}:{ln}: field '{k}' must be {what}")
-            recs.append(r)
+            try: line.decode("utf-8")
+            except UnicodeDecodeError as e: return ln, e.reason
+    return 0, "invalid UTF-8"
+
+
+def load_records(path, fld, ans_fld):
+    """Validated records (through common.read_jsonl) or SystemExit('error: FILE:LINE: ...')."""
+    from common import DataError, read_jsonl
+    try:
+        recs = read_jsonl(path, required=(fld, ans_fld), types={fld: str, ans_fld: (str, int, float),
+                                                                "question": str, "finish_reason": str})
+    except DataError as e:
+        raise SystemExit(f"error: {e}") from None
+    except UnicodeDecodeError:
+        ln, why = _first_bad_utf8(path)
+        raise SystemExit(f"error: {path}:{ln}: not UTF-8 text ({why})") from None
+    for r in recs:
+        a = r[ans_fld]
+        if isinstance(a, bool) or (isinstance(a, float) and not math.isfinite(a)):
+            raise SystemExit(f"error: {path}:{r['_line']}: field '{ans_fld}' must be a string or a finite number, got {a!r}")
+    if not recs: raise SystemExit(f"error: {path}: no records")
     return recs
 
 
@@ -426,35 +438,43 @@ def _score(job):
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Score math solutions with the rule + sympy MathVerifier.")
     ap.add_argument("input", help="JSONL file, one record per line")
-    ap.add_argument("-o", "--output", help="output JSONL, written atomically (default: INPUT.scored.jsonl)")
+    ap.add_argument("-o", "--out", "--output", dest="out",
+                    help="output JSONL (+ OUT.meta.json), written atomically; folders are created "
+                         "(default: INPUT.scored.jsonl)")
     ap.add_argument("--field", default="completion", help="record field holding the solution text")
     ap.add_argument("--answer-field", default="answer", help="record field holding the reference answer")
     ap.add_argument("--workers", type=int, default=1, help="worker processes (1 = score in-process)")
     args = ap.parse_args(argv)
-    if not os.path.isfile(args.input): sys.exit(f"error: {args.input}: no such file")
-    out = args.output or re.sub(r"(\.jsonl)?$", ".scored.jsonl", args.input, count=1)
-    recs = _load(args.input, args.field, args.answer_field)  # validate everything before writing anything
+    from common import write_json, write_jsonl
     from tqdm import tqdm
+    out = args.out or re.sub(r"(\.jsonl)?$", ".scored.jsonl", args.input, count=1)
+    if os.path.isdir(out): raise SystemExit(f"error: {out}: is a folder, expected an output file name")
+    recs = load_records(args.input, args.field, args.answer_field)  # validate everything before writing
     jobs = [(r[args.field], r[args.answer_field], r.get("question"), r.get("finish_reason")) for r in recs]
-    t0, tmp, pool = time.time(), out + ".tmp", None
+    t0, pool = time.time(), None
     try:
         if args.workers > 1:
             import multiprocessing as mp
             pool = mp.Pool(args.workers)
-        with open(tmp, "w", encoding="utf-8") as f:
-            it = pool.imap(_score, jobs, chunksize=32) if pool else map(_score, jobs)
-            for r, p in zip(recs, tqdm(it, total=len(jobs), desc="verify", disable=None)):
-                r["profile"] = p
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(tmp, out)  # never a partial output file
+        it = pool.imap(_score, jobs, chunksize=32) if pool else map(_score, jobs)
+        for r, p in zip(recs, tqdm(it, total=len(jobs), desc="verify", disable=None)):
+            r["profile"] = p
     finally:
         if pool: pool.terminate()
-        if os.path.exists(tmp): os.remove(tmp)
-    dt, n, ps = time.time() - t0, max(len(recs), 1), [r["profile"] for r in recs]
-    print(f"scored {len(recs)} solutions -> {out} in {dt:.1f}s ({len(recs) / max(dt, 1e-9):.0f}/s)")
-    print(f"accuracy {sum(p['correct'] for p in ps) / n:.4f} | no answer {sum(p['pred'] is None for p in ps)} | "
+    dt, n, ps = time.time() - t0, len(recs), [r["profile"] for r in recs]
+    dims = {d: sum(p[d] > 0 for p in ps) for d in DIMENSIONS}
+    stats = {"n": n, "accuracy": round(sum(p["correct"] for p in ps) / n, 6),
+             "no_answer": sum(p["pred"] is None for p in ps), "near_miss": sum(map(is_near_miss, ps)),
+             "first_error_located": sum(p["details"].get("first_wrong_start") is not None for p in ps),
+             "nonzero": dims, "seconds": round(dt, 3)}
+    models = sorted({str(r["model"]) for r in recs if r.get("model")})
+    write_jsonl(out, recs)  # atomic (tmp + os.replace), creates the folder; drops read_jsonl's _line
+    write_json(out + ".meta.json", {"stage": "verify", "args": vars(args), "parent": args.input,
+                                    "model": models[0] if len(models) == 1 else (models or None), "stats": stats})
+    print(f"scored {n} solutions -> {out} in {dt:.1f}s ({n / max(dt, 1e-9):.0f}/s)")
+    print(f"accuracy {stats['accuracy']:.4f} | no answer {stats['no_answer']} | "
           f"wrongness {sum(p['wrongness'] for p in ps) / n:.3f} | absurdity {sum(p['absurdity'] for p in ps) / n:.3f}"
-          f" | near-miss {sum(map(is_near_miss, ps))}")
+          f" | near-miss {stats['near_miss']} | first error located {stats['first_error_located']}")
     print(f"{'dimension':<17}{'nonzero':>8}{'mean':>7}   histogram: 0 | (0,.25] | (.25,.5] | (.5,.75] | (.75,1]")
     for d in DIMENSIONS + ("wrongness", "absurdity"):
         v = [p[d] for p in ps]
