@@ -25,15 +25,35 @@ _BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 _BOX_GAP = re.compile(r"[\s$,;]*(?:,|\band\b|\bor\b)[\s$,;]*|[\s$]*,[\s$]*")
 _CANDIDATE = re.compile(r"\d|\\(?:frac|sqrt|pi|infty)|^\s*\\text\{\(?[A-E]\)?\}\s*$")  # a value, not a bare letter
 _PLAIN_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?")
-_REPL = [(r"\dfrac", r"\frac"), (r"\tfrac", r"\frac"), ("~", " "), ("{,}", ""), (r"\$", ""), ("$", ""),
+_REPL = [(r"\dfrac", r"\frac"), (r"\tfrac", r"\frac"), ("~", " "), ("{,}", ""), (r"\cfrac", r"\frac"),
+         (r"\varnothing", r"\emptyset"), ("infinity", r"\infty"), (r"\infin ", r"\infty "), (" percent", "%"), (r"\$", ""), ("$", ""),
          ("^{\\circ}", ""), (r"^\circ", ""), (r"\circ", ""), ("°", ""), (r"\degree", ""), (r"\%", "%"),
          ("\\displaystyle", "")]
 _SPACING = re.compile(r",\\!\s*(?=\d)|(?<!\\)\\[,;:! ]")  # LaTeX spacing; "10,\!000" keeps its comma
 _LR = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)[lr]?(?![a-zA-Z])")
 _TEXTCMD = re.compile(r"\\(?:text|textbf|textit|textrm|mbox|mathrm|mathbf|operatorname)\s*\{([^{}]*)\}")
 _UNIT_WORD = re.compile(r"[a-zA-Z]{2,}\.?(?:\^\{?[23]\}?)?|\^\{?[23]\}?")
-_VAR_EQ = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*(?:=|\\in\b)\s*")
+# a leading name: 'x =', 'a_1 =', '(p, q) =', 'f(x) =', 'x \in'
+_VAR_EQ = re.compile(r"^(?:[a-zA-Z](?:_\{?\w+\}?)?|\(\s*[a-zA-Z](?:\s*,\s*[a-zA-Z])+\s*\)|[a-zA-Z]\([a-zA-Z]\))"
+                     r"\s*(?:=|\\in\b)\s*")
+_UNI_ANS = str.maketrans({"−": "-", "–": "-", "≤": r"\le ", "≥": r"\ge ", "∞": r"\infty ", "∅": r"\emptyset ",
+                          "π": r"\pi ", "√": r"\sqrt ", "×": r"\times ", "·": r"\cdot "})
+_DEC_COMMA = re.compile(r"(\d)\{,\}(\d+)")  # LaTeX {,}: thousands before 3 digits, else a decimal comma
+_REL_CANON = {"<=": r"\le", r"\leq": r"\le", r"\leqslant": r"\le", r"\le": r"\le", ">=": r"\ge", r"\geq": r"\ge",
+              r"\geqslant": r"\ge", r"\ge": r"\ge", r"\lt": "<", r"\gt": ">"}
+_REL_SPELLING = re.compile(r"<\s*=|>\s*=|\\(?:leqslant|geqslant|leq|geq|le|ge|lt|gt)(?![a-zA-Z])")
+_JOINED = re.compile(r"\s(?:or|and)\s")
+_RELATION = re.compile(r"<|>|\\le(?![a-zA-Z])|\\ge(?![a-zA-Z])")
+_INEQ = re.compile(r"[^<>=]+(?:(?:<|>|\\le|\\ge)[^<>=]+){1,2}")
+_INEQ_SPLIT = re.compile(r"(<|>|\\le(?![a-zA-Z])|\\ge(?![a-zA-Z]))")
+_ONE_VAR = re.compile(r"[a-zA-Z](?:_\{?\w+\}?)?")
+_FLIP = {"<": ">", ">": "<", r"\le": r"\ge", r"\ge": r"\le"}
+_SPACE_THOUSANDS = re.compile(r"-?\d{1,3}(?: \d{3})+(?:\.\d+)?")  # '400 000'
+_NOT_UNITS = {"or", "and", "dozen", "hundred", "thousand", "million", "billion", "trillion", "pi", "i"}
+_NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve "
+                                            "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())}
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?")
+_MATRIX = re.compile(r"\\begin\{(?:[pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{(?:[pbvBV]?matrix|array)\}", re.S)
 _WORDY = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
 
 
@@ -83,6 +103,8 @@ def _group_at(s, j):
     for op, cl in _GROUPS:
         if s.startswith(op, j):
             e = s.find(cl, j + len(op), j + MAX_ANSWER * 4)
+            while e > 0 and cl == "$" and s[e - 1] == "\\":  # '$\$1{,}200$': an escaped dollar is not the end
+                e = s.find(cl, e + 1, j + MAX_ANSWER * 4)
             return (s[j + len(op):e], e + len(cl)) if e > 0 else None
     if _BOX.match(s, j) and (b := _boxes(s[j:j + MAX_ANSWER * 4])): return b[0][2], j + b[0][1]
     return None
@@ -177,15 +199,46 @@ def extract_answer(solution):
 
 def canon(s):
     """Cosmetics of one answer: \\boxed, $, \\left, spacing, degrees, \\text and unit words ('18 dollars',
-    '5\\text{ cm}^2'), a leading 'x =' and a trailing period."""
+    '5\\text{ cm}^2'), decimal commas and thousands separators, number words, relation spellings,
+    a leading 'x =' / '(p, q) =' / 'f(x) =', the last side of a chain 'x = 2 + 3 = 5', a trailing period."""
     s = s.strip()[:MAX_ANSWER]
     if r"\boxed" in s or r"\fbox" in s: s = _last_boxed(s)[0] or s
+    s = s.translate(_UNI_ANS)
+    s = _DEC_COMMA.sub(lambda m: m[1] + ("" if len(m[2]) == 3 else ".") + m[2], s)  # 10{,}000 / 3{,}5
     s = _SPACING.sub(lambda m: "," if m.group()[0] == "," else " ", s)
     for a, b in _REPL: s = s.replace(a, b)
-    s = _VAR_EQ.sub("", _TEXTCMD.sub(r" \1 ", _LR.sub("", s)).strip().rstrip(".").strip())
+    s = _REL_SPELLING.sub(lambda m: _REL_CANON[m.group().replace(" ", "")], s)
+    s = _TEXTCMD.sub(r" \1 ", _LR.sub("", s)).strip().rstrip(".").strip()
+    if s.lower() in _NUMBER_WORDS: return str(_NUMBER_WORDS[s.lower()])
+    s = _VAR_EQ.sub("", s)
+    if "=" in s and "," not in s and not _RELATION.search(s) and not _JOINED.search(s): s = _last_side(s) or s  # 'x = 2 + 3 = 5' -> '5'
+    s = _SPACE_THOUSANDS.sub(lambda m: m.group().replace(" ", ""), s) if _SPACE_THOUSANDS.fullmatch(s) else s
     parts = s.split()
-    while len(parts) > 1 and _UNIT_WORD.fullmatch(parts[-1]) and parts[-1].lower() not in ("or", "and"): parts.pop()
-    return " ".join(parts) if len(parts) < len(s.split()) and parts[-1][-1] in "0123456789}).%" else s
+    while len(parts) > 1 and _UNIT_WORD.fullmatch(parts[-1]) and parts[-1].lower() not in _NOT_UNITS: parts.pop()
+    s = " ".join(parts) if len(parts) < len(s.split()) and parts[-1][-1] in "0123456789}).%" else s
+    return _interval(s) or s
+
+
+def _interval(s):
+    """A one-variable inequality as an interval: 'x > 3' and '3 < x' -> '(3,\\infty)', '2 \\le x < 5' ->
+    '[2,5)'; several joined by 'or' -> a union. None when s is not one."""
+    if " or " in s or r"\cup" in s:
+        parts = [_interval(p.strip()) for p in re.split(r"\s+or\s+|\\cup", s)]
+        return r" \cup ".join(parts) if all(parts) else None
+    m = _INEQ.fullmatch(s)
+    if not m or "=" in s.replace(r"\le", "").replace(r"\ge", ""): return None
+    toks = [t.strip() for t in _INEQ_SPLIT.split(s)]
+    if len(toks) == 3:
+        a, rel, b = toks
+        if _ONE_VAR.fullmatch(b): a, b, rel = b, a, _FLIP[rel]  # '3 < x' is 'x > 3'
+        if not _ONE_VAR.fullmatch(a) or _ONE_VAR.fullmatch(b): return None
+        if rel in ("<", r"\le"): return f"(-\\infty,{b}{')' if rel == '<' else ']'}"
+        return f"{'(' if rel == '>' else '['}{b},\\infty)"
+    if len(toks) == 5 and _ONE_VAR.fullmatch(toks[2]) and toks[1] in ("<", r"\le") and toks[3] in ("<", r"\le"):
+        return f"{'(' if toks[1] == '<' else '['}{toks[0]},{toks[4]}{')' if toks[3] == '<' else ']'}"
+    if len(toks) == 5 and _ONE_VAR.fullmatch(toks[2]) and toks[1] in (">", r"\ge") and toks[3] in (">", r"\ge"):
+        return f"{'(' if toks[3] == '>' else '['}{toks[4]},{toks[0]}{')' if toks[1] == '>' else ']'}"
+    return None
 
 
 def _split_top(s):
@@ -202,7 +255,8 @@ def _split_top(s):
 def _structure(s):
     """('scalar', s) | ('seq', open, close, items): ordered | ('set' | 'list', items): unordered."""
     s = canon(s)
-    if m := re.fullmatch(r"\\begin\{[pbv]?matrix\}(.*)\\end\{[pbv]?matrix\}", s, re.S):
+    if s[:1] in "([" and s[-1:] in ")]" and s[1:].lstrip().startswith("\\begin{"): s = s[1:-1].strip()  # \left( M \right)
+    if m := _MATRIX.fullmatch(s):
         rows = [("seq", "(", ")", [_structure(c) for c in r.split("&")]) for r in m.group(1).split(r"\\")]
         return rows[0] if len(rows) == 1 else ("seq", "(", ")", rows)
     if r"\cup" in s: return ("set", [_structure(p) for p in s.split(r"\cup")])

@@ -234,7 +234,8 @@ class _Checker:
             if len(body) > 5000 or "=" not in body or _FALSE.match(text, end): continue  # "..., which is false"
             body = _SPACING.sub(lambda m: "," if m.group()[0] == "," else " ", _LR.sub("", _unbox(body)))
             body = _drop_units(body)  # "14 \text{ hours} + 20 \text{ hours} = 34 \text{ hours}"
-            for a, b in _REPL[:4] + _ALIGN: body = body.replace(a, b) if isinstance(a, str) else a.sub(b, body)
+            for a, b in _REPL[:4] + _ALIGN:  # _REPL[:4]: \dfrac, \tfrac, ~, {,}
+                body = body.replace(a, b) if isinstance(a, str) else a.sub(b, body)
             skip = bool(_OPWORD.search(text[max(0, start - 12):start]))  # "$(3)$ x $(5) = 64$"
             for chunk in _CHUNK.split(body):
                 bits = _REL.split(chunk) if "=" in chunk and len(chunk) <= 600 else [chunk]
