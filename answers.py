@@ -22,7 +22,7 @@ _LEAD = re.compile(r"[ \t:*]*(?:\n[ \t]*){0,2}")   # between a marker and its an
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\s+I hope\b")  # '9. I hope it is correct.'; '3.5' is not an end
 _GROUPS = [("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"), ("**", "**")]
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
-_BOX_GAP = re.compile(r"[\s$,;]*(?:,|\band\b|\bor\b)[\s$,;]*|[\s$]*,[\s$]*")
+_BOX_GAP = re.compile(r"[\s$,;]*(?:,|\band\b|\bor\b)[\s$,;]*(?:[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*)?[\s$]*")  # ', ' 'or x ='
 _CANDIDATE = re.compile(r"\d|\\(?:frac|sqrt|pi|infty)|^\s*\\text\{\(?[A-E]\)?\}\s*$")  # a value, not a bare letter
 _PLAIN_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?")
 _REPL = [(r"\dfrac", r"\frac"), (r"\tfrac", r"\frac"), ("~", " "), ("{,}", ""), (r"\cfrac", r"\frac"),
