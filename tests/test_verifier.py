@@ -254,6 +254,47 @@ def test_cli_bad_input(tmp_path, bad, msg):
     assert not out.exists() and not Path(str(out) + ".tmp").exists()
 
 
+def _main(argv):
+    """verifier.main in-process (the CLI's import of common/torch is paid once): (exit message or None)."""
+    try:
+        V.main([str(a) for a in argv])
+    except SystemExit as e:
+        return str(e.code)
+    return None
+
+
+@pytest.mark.parametrize("content, msg", [
+    (b'{"completion": "The answer is: 5", "answer": "5"}\n{"completion": "\xff\xfe", "answer": "5"}\n',
+     "in.jsonl:2: not UTF-8 text"),
+    (b"", "in.jsonl: no records"),
+    (b"\n\n", "in.jsonl: no records"),
+    (b'{"completion": "The answer is: 5", "answer": true}\n', "in.jsonl:1: field 'answer'"),
+    (b'{"completion": "The answer is: 5", "answer": NaN}\n', "in.jsonl:1: field 'answer'"),
+    (b'{"completion": "The answer is: 5", "answer": "5", "question": 3}\n', "in.jsonl:1: field 'question'"),
+    (b'[1, 2]\n', "in.jsonl:1: expected a JSON object"),
+])
+def test_cli_bad_files_stop_with_file_line_before_writing(tmp_path, content, msg):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(content)
+    out = tmp_path / "o" / "scored.jsonl"
+    err = _main([src, "-o", out])
+    assert err is not None and err.startswith("error: ") and msg in err
+    assert not out.parent.exists()  # nothing written, not even the folder
+
+
+def test_cli_creates_the_output_folder_and_meta(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"completion": SLIP, "answer": "437", "model": "m1"}) + "\n")
+    out = tmp_path / "new" / "deeper" / "scored.jsonl"
+    assert _main([src, "--out", out]) is None
+    row = json.loads(out.read_text())
+    meta = json.loads(Path(str(out) + ".meta.json").read_text())
+    assert "_line" not in row and row["profile"]["details"]["first_wrong_end"] is not None
+    assert meta["stage"] == "verify" and meta["model"] == "m1" and meta["parent"] == str(src)
+    assert meta["stats"]["n"] == 1 and meta["stats"]["first_error_located"] == 1
+    assert "error" in _main([src, "-o", tmp_path])  # a folder is not an output file name
+
+
 # ----------------------------------------------------------------------------- real data (skipped when absent)
 def _rows(rel, n):
     path = DATA / rel
