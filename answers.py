@@ -24,6 +24,7 @@ _GROUPS = [("$$", "$$"), ("\\[", "\\]"), ("\\(", "\\)"), ("$", "$"), ("**", "**"
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 _BOX_GAP = re.compile(r"[\s$,;]*(?:,|\band\b|\bor\b)[\s$,;]*(?:[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*)?[\s$]*")  # ', ' 'or x ='
 _CANDIDATE = re.compile(r"\d|\\(?:frac|sqrt|pi|infty)|^\s*\\text\{\(?[A-E]\)?\}\s*$")  # a value, not a bare letter
+_OPEN_OR_END = re.compile(r"[$*\\]|[.!?](?=\s|$)")
 _PLAIN_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?")
 _REPL = [(r"\dfrac", r"\frac"), (r"\tfrac", r"\frac"), ("~", " "), ("{,}", ""), (r"\cfrac", r"\frac"),
          (r"\varnothing", r"\emptyset"), ("infinity", r"\infty"), (r"\infin ", r"\infty "), (" percent", "%"), (r"\$", ""), ("$", ""),
@@ -142,10 +143,12 @@ def _closing_sentence(s):
     para_start = max(tail.rfind("\n\n"), 0)
     spans, j = [], para_start  # math / bold groups of the last paragraph; sentences split outside them
     cuts = [para_start]
-    while j < len(tail):
-        if (tail[j] in "$*\\") and (g := _group_at(tail, j)) is not None and g[0].strip():
-            spans.append((j, g[1], g[0])); j = g[1]; continue
-        if tail[j] in ".!?" and (j + 1 == len(tail) or tail[j + 1].isspace()): cuts.append(j + 1)
+    while m := _OPEN_OR_END.search(tail, j):  # jump from one group opener / sentence end to the next
+        j = m.start()
+        if tail[j] in "$*\\":
+            if (g := _group_at(tail, j)) is not None and g[0].strip():
+                spans.append((j, g[1], g[0])); j = g[1]; continue
+        else: cuts.append(j + 1)
         j += 1
     cuts.append(len(tail))
     for a, b in reversed(list(zip(cuts, cuts[1:]))):
