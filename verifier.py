@@ -28,8 +28,9 @@ DIMENSIONS = ("answer_mismatch", "numeric_distance", "arithmetic", "symbolic", "
 # wrongness = W_ANSWER*answer_mismatch + W_DISTANCE*numeric_distance
 #           + W_STEPS*max(arithmetic, symbolic, logical) + W_FORMAT*format           (weights sum to 1)
 W_ANSWER, W_DISTANCE, W_STEPS, W_FORMAT = 0.6, 0.2, 0.1, 0.1
-# absurdity = A_FORMAT*format + A_MAGNITUDE*[wildly wrong magnitude] + A_ERRORS*mean(arith, symbolic, logical)
-A_FORMAT, A_MAGNITUDE, A_ERRORS = 0.6, 0.2, 0.2
+# absurdity = A_FORMAT*format + A_ERRORS*mean(arith, symbolic, logical)        (at most 0.8)
+# A wild magnitude is one of format's reasons, so it is counted once (it used to be added again on its own).
+A_FORMAT, A_ERRORS = 0.6, 0.2
 DIST_SCALE = 0.5                 # numeric_distance = 1 - exp(-rel / DIST_SCALE), rel = |p - r| / max(|r|, 1)
 STEP_DECAY = 0.6                 # arithmetic, symbolic = max(n_wrong / n_checked, 1 - STEP_DECAY**n_wrong)
 LOGIC_LAST, LOGIC_UNSUPPORTED = 0.6, 0.4  # final != last computed result; final number derived from nothing
@@ -377,8 +378,7 @@ def profile(solution, reference_answer, question=None, truncated=None):
                 max(fmt.values(), default=0.0), correct=correct, pred=pred)
     p.wrongness = min(1.0, W_ANSWER * p.answer_mismatch + W_DISTANCE * p.numeric_distance
                       + W_STEPS * max(arithmetic, symbolic, p.logical) + W_FORMAT * p.format)
-    p.absurdity = min(1.0, A_FORMAT * p.format + A_MAGNITUDE * magnitude
-                      + A_ERRORS * (arithmetic + symbolic + p.logical) / 3)
+    p.absurdity = min(1.0, A_FORMAT * p.format + A_ERRORS * (arithmetic + symbolic + p.logical) / 3)
     # --- first error: the earliest evidence; failing any, a wrong answer's value where it is first stated
     if not spans and not correct and pred is not None and (w := _first_stated(text, pv, pred, ans_pos)):
         spans.append(w + ("wrong_value_first_stated",))
