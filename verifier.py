@@ -379,9 +379,12 @@ def profile(solution, reference_answer, question=None, truncated=None):
     p.wrongness = min(1.0, W_ANSWER * p.answer_mismatch + W_DISTANCE * p.numeric_distance
                       + W_STEPS * max(arithmetic, symbolic, p.logical) + W_FORMAT * p.format)
     p.absurdity = min(1.0, A_FORMAT * p.format + A_ERRORS * (arithmetic + symbolic + p.logical) / 3)
-    # --- first error: the earliest evidence; failing any, a wrong answer's value where it is first stated
+    # --- first error: the earliest evidence; failing any, a wrong answer's value where it is first stated,
+    # and failing that the wrong answer's own sentence
     if not spans and not correct and pred is not None and (w := _first_stated(text, pv, pred, ans_pos)):
         spans.append(w + ("wrong_value_first_stated",))
+    if not spans and not correct and pred is not None and ans_pos >= 0:  # at the latest, the wrong answer itself
+        spans.append((ans_pos, max(ans_end, ans_pos + 1), "wrong_answer"))
     fw = min(spans) if spans else None
     p.details = {"n_equations": n["a"] + n["s"], "n_wrong_equations": len(wrong), "n_arithmetic": n["a"],
                  "n_symbolic": n["s"], "first_wrong_step": text.count("\n", 0, fw[0]) if fw else None,
