@@ -176,7 +176,7 @@ def _last_side(s):
     return s[last:].strip()
 
 
-def extract(solution):
+def extract(solution, closing=True):
     r"""(answer, start, end): the final answer and where it is written. Whichever comes last of a marker
     sentence ('The [final] answer is X', 'Final Answer: X', '#### X') and the last \boxed{} (several
     adjacent boxes: the set of them); failing both, the closing sentence. (None, -1, -1) if none."""
@@ -191,7 +191,7 @@ def extract(solution):
     if box and (found is None or box[1] >= found[1]):
         a = _clean_pred(box[0])
         if a: found = (a, box[1], box[2])
-    if found is None: found = _closing_sentence(solution)
+    if found is None and closing: found = _closing_sentence(solution)  # closing=False: a text cut off by a length limit
     return found if found else (None, -1, -1)
 
 

@@ -317,7 +317,7 @@ def profile(solution, reference_answer, question=None, truncated=None):
     solution, ref = solution or "", str(reference_answer).strip()
     if "####" in ref or r"\boxed" in ref or "answer is" in ref.lower():  # a whole reference solution
         ref = extract_answer(ref) or ref
-    pred, ans_pos, ans_end = extract(solution)
+    pred, ans_pos, ans_end = extract(solution, closing=truncated is not True)  # a cut-off text has no closing sentence
     budget = Budget(PROFILE_SECONDS)  # shared by the answer check and the step checks (mathexpr.Budget)
     correct = pred is not None and answers_match(ref, pred, budget)
     text, reasons = solution[:MAX_TEXT], []
