@@ -11,6 +11,7 @@ exact / numeric / sympy checks. Rules and examples: docs/verifier.md.
 """
 import math, re
 from fractions import Fraction
+from functools import lru_cache
 
 ANSWER_SECONDS = 1.0  # default deadline of one answers_match() call
 
@@ -200,6 +201,7 @@ def extract_answer(solution):
     return extract(solution or "")[0]
 
 
+@lru_cache(maxsize=8192)
 def canon(s):
     """Cosmetics of one answer: \\boxed, $, \\left, spacing, degrees, \\text and unit words ('18 dollars',
     '5\\text{ cm}^2'), decimal commas and thousands separators, number words, relation spellings,
@@ -337,6 +339,7 @@ def answers_match(reference, candidate, budget=None):
         return compact(reference) == compact(candidate)
 
 
+@lru_cache(maxsize=8192)
 def answer_value(s):
     """(real value, had_percent) of a scalar numeric answer, else (None, False)."""
     s = canon(s or "")
