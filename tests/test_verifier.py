@@ -218,13 +218,26 @@ def test_hostile_answers_match(warm):
 
 
 # ----------------------------------------------------------------------------- CLI
-def _cli(tmp_path, lines, *args):
+def _cli(tmp_path, lines, *args, subprocess_run=False):
+    """Run the CLI on `lines`; in-process by default (the CLI's torch import via common.py is paid once),
+    as a real subprocess when asked (the process pool needs one)."""
     src = tmp_path / "samples.jsonl"
     src.write_text("".join(l if isinstance(l, str) else json.dumps(l) + "\n" for l in lines))
     out = tmp_path / "scored.jsonl"
-    r = subprocess.run([sys.executable, str(ROOT / "verifier.py"), str(src), "-o", str(out), *args],
-                       capture_output=True, text=True, timeout=60)
-    return r, out
+    argv = [str(src), "-o", str(out), *args]
+    if subprocess_run:
+        return subprocess.run([sys.executable, str(ROOT / "verifier.py"), *argv], capture_output=True, text=True,
+                              timeout=300), out
+    import contextlib, io, types
+    buf, code = io.StringIO(), 0
+    with contextlib.redirect_stdout(buf):
+        try:
+            V.main(argv)
+        except SystemExit as e:
+            code, err = 1, str(e.code)
+        else:
+            err = ""
+    return types.SimpleNamespace(returncode=code, stdout=buf.getvalue(), stderr=err), out
 
 
 def test_cli_scores_and_summarises(tmp_path):
@@ -237,7 +250,7 @@ def test_cli_scores_and_summarises(tmp_path):
     assert [x.get("id") for x in rows] == [None, 7, None] and all(set(DIMENSIONS) <= set(x["profile"]) for x in rows)
     assert [x["profile"]["correct"] for x in rows] == [True, False, False]
     assert rows[2]["profile"]["details"]["truncated"] and "accuracy 0.3333" in r.stdout and "near-miss 1" in r.stdout
-    r2, out2 = _cli(tmp_path, recs, "--workers", "2")
+    r2, out2 = _cli(tmp_path, recs, "--workers", "2", subprocess_run=True)
     assert r2.returncode == 0 and out2.read_text() == out.read_text()
     r3, _ = _cli(tmp_path, [{"solution": TOY, "answer": "437"}], "--field", "solution")
     assert r3.returncode == 0 and "accuracy 1.0000" in r3.stdout
