@@ -55,7 +55,6 @@ class Budget:
         return self.ran_out
 
 
-UNLIMITED = None  # budget=None: no deadline (the size bounds still hold)
 
 
 # ----------------------------------------------------------------------------- parsing

@@ -13,11 +13,10 @@ runs under a size bound on each exact operation and a PROFILE_SECONDS monotonic-
 left undone when it runs out are "undecided"; no signals, threads or timers are used).
 See docs/verifier.md for the rules, formulas and measured rates.
 """
-import argparse, math, os, re, sys, time
+import argparse, math, os, re, time
 from collections import namedtuple
 from dataclasses import dataclass, field, asdict
 from fractions import Fraction
-from pathlib import Path
 
 from mathexpr import (_UNI, Budget, Inexact, Undecided, approx, exact, free_vars, parse, same,
                       sympy_same, wrong_identity)
