@@ -199,20 +199,14 @@ def error_kind(p):
 
 
 def first_error_end(text, profile):
-    """Character offset just past the result of the first wrong equation the verifier found, or None.
-    What follows a slip is mostly faithful work on a wrong number (copying it, carrying it on):
-    pushing those tokens down would teach the model to stop copying. So the rejected side of the
-    loss ends at the slip itself and DPO punishes exactly the step the verifier flagged."""
-    d = profile.get("details") or {}
-    eqs, step = d.get("wrong_equations") or [], d.get("first_wrong_step")
-    if not eqs or step is None:
-        return None  # no wrong step (a miscopied final answer, ...): the whole text is the error
-    lines = text.split("\n")
-    start = sum(len(line) + 1 for line in lines[:step]) if step < len(lines) else 0
-    i = text.find(eqs[0], start)
-    if i < 0:
-        i = text.find(eqs[0])
-    return None if i < 0 else i + len(eqs[0])
+    """Character offset just past the first wrong step the verifier located (details.first_wrong_end,
+    a position in the scored text), or None. What follows a slip is mostly faithful work on a wrong
+    number (copying it, carrying it on): pushing those tokens down would teach the model to stop
+    copying. So the rejected side of the loss ends at the slip and DPO punishes exactly that step."""
+    end = (profile.get("details") or {}).get("first_wrong_end")
+    if not isinstance(end, int) or isinstance(end, bool) or not 0 < end < len(text.rstrip()):
+        return None  # nothing located, located at the very end (the answer), or another text: no cut
+    return end
 
 
 def histogram(ws, edges=(0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, float("inf")), width=40):
@@ -286,6 +280,7 @@ def main(argv=None):
     summary = {"pairs": len(pairs), "problems": n_prob, "problems_covered": covered, "samples": len(recs),
                "chosen_from_reference": sum(p["chosen_source"] == "reference" for p in pairs),
                "hard": sum(p["hard"] for p in pairs), "not_hard": sum(not p["hard"] for p in pairs),
+               "rejected_cut": sum(p["rejected_upto"] is not None for p in pairs),
                "weight_min": min(ws), "weight_max": max(ws), "weight_cv": round(cv, 4), "raw_weight_mean": round(mean_w, 6),
                "heldout_pairs": len(heldout), "rejected_from": args.rejected_from,
                "rejected_kinds": dict(Counter(error_kind(p["rejected_profile"]) for p in pairs)), **dict(sorted(stats.items()))}

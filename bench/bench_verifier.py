@@ -1,9 +1,13 @@
 """
 Benchmark the MathVerifier: speed (solutions/s, single process) and self-consistency on reference
-solutions, plus detection rates on perturbed GSM8K solutions (one step's result changed / final changed).
+solutions, detection rates on perturbed GSM8K solutions (one step's result changed / final changed),
+and grading of real model outputs on ProcessBench dev (answers accepted / rejected against the human
+labels, ProcessBench's first-error F1), side by side with Math-Verify when it is installed
+(`pip install math-verify`: optional, for this bench only).
 
     python bench/bench_verifier.py                      # data from ../shared/data (repo root relative)
     python bench/bench_verifier.py --data-dir /path/to/data --show 5
+    python bench/bench_verifier.py --only processbench  # just the real-output table
 """
 import argparse, json, random, re, sys, time
 from pathlib import Path
@@ -46,14 +50,67 @@ def perturb_final(sol, rng):
 
 def run(name, items, show=0):
     """items: (solution, reference, question). Returns (profiles, seconds)."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ps = [profile(s, r, q) for s, r, q in items]
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     n = len(items)
     rate = lambda f: sum(map(f, ps)) / max(n, 1)
-    print(f"{name:<22} n={n:<5} {n / dt:8.0f} sol/s   correct {rate(lambda p: p.correct):.4f}   "
+    print(f"{name:<22} n={n:<5} {n / dt:8.0f} sol/s ({n / cpu:.0f} per CPU-s)   correct {rate(lambda p: p.correct):.4f}   "
           + "  ".join(f"{d[:5]}>0 {rate(lambda p, d=d: getattr(p, d) > 0):.3f}" for d in DIMENSIONS[2:]))
-    return ps, dt
+    return ps, cpu
+
+
+def first_error_f1(pairs):
+    """ProcessBench's metric over (predicted, labelled) first-error paragraph indices (-1 = no error):
+    harmonic mean of the exact-step accuracy on erroneous and the 'no error' accuracy on error-free ones."""
+    err = [p == l for p, l in pairs if l >= 0]
+    ok = [p == -1 for p, l in pairs if l < 0]
+    a, b = sum(err) / max(len(err), 1), sum(ok) / max(len(ok), 1)
+    return a, b, (2 * a * b / (a + b) if a + b else 0.0)
+
+
+def processbench(path, show=0):
+    """The real-output table: hardneg (and Math-Verify when installed) on ProcessBench dev,
+    profile("\\n\\n".join(steps), gold_answer, question=problem) per solution."""
+    rows = load(path, 0)
+    splits = sorted({r["id"].split("-")[0] for r in rows})
+    t0 = time.process_time()  # CPU seconds: a fair ratio on a machine shared with other jobs
+    ps = [profile("\n\n".join(r["steps"]), r["gold_answer"], question=r["problem"]) for r in rows]
+    t_ours = time.process_time() - t0
+    graders = [("hardneg", [p.correct for p in ps], t_ours)]
+    try:
+        from math_verify import parse as mv_parse, verify as mv_verify
+    except ImportError:
+        mv_parse = None
+        print("math-verify not installed: its rows are skipped (pip install math-verify)")
+    if mv_parse:
+        t0, got = time.process_time(), []
+        for r in rows:
+            try: got.append(bool(mv_verify(mv_parse("$" + r["gold_answer"] + "$"), mv_parse("\n\n".join(r["steps"])))))
+            except Exception: got.append(False)
+        graders.append(("Math-Verify", got, time.process_time() - t0))
+    print(f"\nProcessBench dev ({path}, {len(rows)} real solutions; one process, machine load as it is)")
+    print(f"| grader | split | correct answers accepted | wrong answers rejected | first-error F1 (err acc / ok acc) |")
+    print("|---|---|---|---|---|")
+    for name, ok, _ in graders:
+        for sp in splits:
+            idx = [i for i, r in enumerate(rows) if r["id"].startswith(sp + "-")]
+            cor = [ok[i] for i in idx if rows[i]["final_answer_correct"]]
+            wr = [not ok[i] for i in idx if not rows[i]["final_answer_correct"]]
+            f1 = "–"
+            if name == "hardneg":
+                pred = [(ps[i].details["first_wrong_paragraph"], rows[i]["label"]) for i in idx]
+                a, b, f = first_error_f1([(-1 if p is None else p, l) for p, l in pred])
+                f1 = f"{f:.3f} ({a:.3f} / {b:.3f})"
+            print(f"| {name} | {sp} | {sum(cor) / len(cor):.3f} ({sum(cor)}/{len(cor)}) | "
+                  f"{sum(wr) / len(wr):.3f} ({sum(wr)}/{len(wr)}) | {f1} |")
+    for name, _, dt in graders:
+        print(f"{name}: {dt:.2f} CPU-s for {len(rows)} ({len(rows) / dt:.0f} solutions per CPU-second)")
+    if len(graders) == 2:
+        print(f"throughput ratio hardneg / Math-Verify: {graders[1][2] / graders[0][2]:.1f}x")
+    miss = [(r, p) for r, p in zip(rows, ps) if p.correct != r["final_answer_correct"]]
+    for r, p in miss[:show]:
+        print("  ---", r["id"], "human:", r["final_answer_correct"], "gold:", repr(r["gold_answer"]), "pred:", repr(p.pred))
 
 
 def main():
@@ -63,8 +120,12 @@ def main():
     ap.add_argument("--limit", type=int, default=0, help="use only the first N records of each file (0 = all)")
     ap.add_argument("--seed", type=int, default=0, help="seed for the perturbations")
     ap.add_argument("--show", type=int, default=0, help="print up to N failing examples per check")
+    ap.add_argument("--only", choices=["all", "processbench"], default="all", help="which sections to run")
     args = ap.parse_args()
     data = Path(args.data_dir)
+    pb = data / "processbench" / "dev.jsonl"
+    if args.only == "processbench":
+        return processbench(pb, args.show) if pb.is_file() else sys.exit(f"{pb} not found")
     if not (data / "gsm8k" / "test.jsonl").is_file():
         sys.exit(f"data dir {data} not found (expected gsm8k/test.jsonl); pass --data-dir")
     rng = random.Random(args.seed)
@@ -79,7 +140,7 @@ def main():
     p_step, t2 = run("gsm8k step-perturbed", step)
     p_fin, t3 = run("gsm8k final-perturbed", final)
     n_all = len(refs) + len(step) + len(final)
-    print(f"GSM8K-style overall: {n_all / (t1 + t2 + t3):.0f} solutions/s (single process)")
+    print(f"GSM8K-style overall: {n_all / (t1 + t2 + t3):.0f} solutions per CPU-second (single process; wall rates above)")
     print(f"  self-consistency (refs judged correct): {sum(p.correct for p in p_ref) / len(p_ref):.4f}")
     print(f"  step-perturbed flagged arithmetic:      {sum(p.arithmetic > 0 for p in p_step) / len(p_step):.4f}"
           f"   (first_wrong_step set: {sum(p.details['first_wrong_step'] is not None for p in p_step) / len(p_step):.4f})")
@@ -113,6 +174,8 @@ def main():
                   f"({len(variants)}), different answers matched {len(fp) / len(others):.4f} ({len(others)}), "
                   f"{(len(variants) + len(others)) / (time.perf_counter() - t0):.0f} pairs/s")
             for a, b in (fn + fp)[:args.show]: print("  ---", repr(a), "|", repr(b))
+    if pb.is_file(): processbench(pb, args.show)
+    else: print(f"{pb} absent, skipped")
 
 
 if __name__ == "__main__":

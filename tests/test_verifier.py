@@ -218,13 +218,26 @@ def test_hostile_answers_match(warm):
 
 
 # ----------------------------------------------------------------------------- CLI
-def _cli(tmp_path, lines, *args):
+def _cli(tmp_path, lines, *args, subprocess_run=False):
+    """Run the CLI on `lines`; in-process by default (the CLI's torch import via common.py is paid once),
+    as a real subprocess when asked (the process pool needs one)."""
     src = tmp_path / "samples.jsonl"
     src.write_text("".join(l if isinstance(l, str) else json.dumps(l) + "\n" for l in lines))
     out = tmp_path / "scored.jsonl"
-    r = subprocess.run([sys.executable, str(ROOT / "verifier.py"), str(src), "-o", str(out), *args],
-                       capture_output=True, text=True, timeout=60)
-    return r, out
+    argv = [str(src), "-o", str(out), *args]
+    if subprocess_run:
+        return subprocess.run([sys.executable, str(ROOT / "verifier.py"), *argv], capture_output=True, text=True,
+                              timeout=300), out
+    import contextlib, io, types
+    buf, code = io.StringIO(), 0
+    with contextlib.redirect_stdout(buf):
+        try:
+            V.main(argv)
+        except SystemExit as e:
+            code, err = 1, str(e.code)
+        else:
+            err = ""
+    return types.SimpleNamespace(returncode=code, stdout=buf.getvalue(), stderr=err), out
 
 
 def test_cli_scores_and_summarises(tmp_path):
@@ -237,7 +250,7 @@ def test_cli_scores_and_summarises(tmp_path):
     assert [x.get("id") for x in rows] == [None, 7, None] and all(set(DIMENSIONS) <= set(x["profile"]) for x in rows)
     assert [x["profile"]["correct"] for x in rows] == [True, False, False]
     assert rows[2]["profile"]["details"]["truncated"] and "accuracy 0.3333" in r.stdout and "near-miss 1" in r.stdout
-    r2, out2 = _cli(tmp_path, recs, "--workers", "2")
+    r2, out2 = _cli(tmp_path, recs, "--workers", "2", subprocess_run=True)
     assert r2.returncode == 0 and out2.read_text() == out.read_text()
     r3, _ = _cli(tmp_path, [{"solution": TOY, "answer": "437"}], "--field", "solution")
     assert r3.returncode == 0 and "accuracy 1.0000" in r3.stdout
@@ -252,6 +265,47 @@ def test_cli_bad_input(tmp_path, bad, msg):
     r, out = _cli(tmp_path, [{"completion": TOY, "answer": "437"}, bad])
     assert r.returncode != 0 and msg in r.stderr
     assert not out.exists() and not Path(str(out) + ".tmp").exists()
+
+
+def _main(argv):
+    """verifier.main in-process (the CLI's import of common/torch is paid once): (exit message or None)."""
+    try:
+        V.main([str(a) for a in argv])
+    except SystemExit as e:
+        return str(e.code)
+    return None
+
+
+@pytest.mark.parametrize("content, msg", [
+    (b'{"completion": "The answer is: 5", "answer": "5"}\n{"completion": "\xff\xfe", "answer": "5"}\n',
+     "in.jsonl:2: not UTF-8 text"),
+    (b"", "in.jsonl: no records"),
+    (b"\n\n", "in.jsonl: no records"),
+    (b'{"completion": "The answer is: 5", "answer": true}\n', "in.jsonl:1: field 'answer'"),
+    (b'{"completion": "The answer is: 5", "answer": NaN}\n', "in.jsonl:1: field 'answer'"),
+    (b'{"completion": "The answer is: 5", "answer": "5", "question": 3}\n', "in.jsonl:1: field 'question'"),
+    (b'[1, 2]\n', "in.jsonl:1: expected a JSON object"),
+])
+def test_cli_bad_files_stop_with_file_line_before_writing(tmp_path, content, msg):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(content)
+    out = tmp_path / "o" / "scored.jsonl"
+    err = _main([src, "-o", out])
+    assert err is not None and err.startswith("error: ") and msg in err
+    assert not out.parent.exists()  # nothing written, not even the folder
+
+
+def test_cli_creates_the_output_folder_and_meta(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"completion": SLIP, "answer": "437", "model": "m1"}) + "\n")
+    out = tmp_path / "new" / "deeper" / "scored.jsonl"
+    assert _main([src, "--out", out]) is None
+    row = json.loads(out.read_text())
+    meta = json.loads(Path(str(out) + ".meta.json").read_text())
+    assert "_line" not in row and row["profile"]["details"]["first_wrong_end"] is not None
+    assert meta["stage"] == "verify" and meta["model"] == "m1" and meta["parent"] == str(src)
+    assert meta["stats"]["n"] == 1 and meta["stats"]["first_error_located"] == 1
+    assert "error" in _main([src, "-o", tmp_path])  # a folder is not an output file name
 
 
 # ----------------------------------------------------------------------------- real data (skipped when absent)
