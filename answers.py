@@ -177,6 +177,13 @@ def _last_side(s):
     return s[last:].strip()
 
 
+def ends_in_loop(solution, repeats=3):
+    """True when the last `repeats` non-empty lines are the same line up to their numbers ('... 15 - 3 = 12'
+    three times): a model stuck in a repetition loop, whose last number is no conclusion."""
+    lines = [re.sub(r"\d+", "#", x.strip()) for x in solution.strip().split("\n") if x.strip()]
+    return len(lines) >= repeats and len(set(lines[-repeats:])) == 1
+
+
 def extract(solution, closing=True):
     r"""(answer, start, end): the final answer and where it is written. Whichever comes last of a marker
     sentence ('The [final] answer is X', 'Final Answer: X', '#### X') and the last \boxed{} (several
@@ -192,7 +199,9 @@ def extract(solution, closing=True):
     if box and (found is None or box[1] >= found[1]):
         a = _clean_pred(box[0])
         if a: found = (a, box[1], box[2])
-    if found is None and closing: found = _closing_sentence(solution)  # closing=False: a text cut off by a length limit
+    # closing=False: a text cut off by a length limit; a text that ends in a loop never concluded either
+    if found is None and closing and not ends_in_loop(solution):
+        found = _closing_sentence(solution)
     return found if found else (None, -1, -1)
 
 

@@ -47,3 +47,11 @@ def test_each_flaw_is_what_it_says():
         elif flaw == "format":                       # repetition, no final answer
             assert "The answer is" not in sol and p["pred"] is None and p["format"] > 0, sol
     assert set(seen) == {None, "bias", *prep.NOISE_KINDS}
+
+
+def test_a_loop_is_no_conclusion():
+    from answers import extract_answer
+    loop = "Tom has 5 * 5 = 25 apples.\n" + "After giving away 6, Tom has 25 - 6 = 19 apples.\n" * 3
+    assert extract_answer(loop) is None                      # the model looped: its last number concluded nothing
+    assert extract_answer("Tom has 5 * 5 = 25 apples.\nSo Tom has 25 - 6 = 19 apples.") == "19"   # a closing sentence
+    assert extract_answer(loop + "The answer is: 19") == "19"  # an explicit answer still counts

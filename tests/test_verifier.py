@@ -278,7 +278,7 @@ def _main(argv):
 
 @pytest.mark.parametrize("content, msg", [
     (b'{"completion": "The answer is: 5", "answer": "5"}\n{"completion": "\xff\xfe", "answer": "5"}\n',
-     "in.jsonl:2: not UTF-8 text"),
+     "in.jsonl:2: not valid UTF-8"),
     (b"", "in.jsonl: no records"),
     (b"\n\n", "in.jsonl: no records"),
     (b'{"completion": "The answer is: 5", "answer": true}\n', "in.jsonl:1: field 'answer'"),
