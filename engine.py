@@ -2,8 +2,8 @@ r"""
 The decode engine: continue prompts with a Qwen2-style causal LM, one seeded sample per row.
 Used by sample.py (K samples per problem) and evaluate.py (greedy answers + k samples); neither imports the other.
 
-Read `reference_generate` first: a plain loop over the Hugging Face model's own forward, one row at a time. It
-defines what a sample is. `Sampler` computes exactly the same tokens (tests check it token for token, greedy and
+Read `reference_generate` first: a plain loop over the Hugging Face model's own forward, one row at a time, no
+cache. It defines what a sample is. `Sampler` computes exactly the same tokens (tests check it token for token, greedy and
 seeded) but fast:
 
     sampler = Sampler(model, tok, device)                        # model: a loaded Qwen2ForCausalLM
@@ -93,15 +93,15 @@ def max_prompt_tokens(model, max_new_tokens):
 
 @torch.inference_mode()
 def reference_generate(model, tok, prompts, seeds, max_new_tokens=512, temperature=0.0, top_p=1.0, stop_at_answer=True):
-    """Same arguments and results as Sampler.generate (without batching): one row at a time, HF's KV cache."""
+    """Same arguments and results as Sampler.generate: one row at a time, the whole sequence through the HF model's
+    forward at every step (no cache, no padding, no batching: nothing to get wrong, quadratic cost)."""
     eos, results = eos_token_ids(model, tok), []
     for prompt, seed in zip(prompts, seeds):
+        ids, new, reason = encode(tok, prompt), [], "length"
         u = torch.from_numpy(uniforms([seed], max_new_tokens)).to(model.device)  # (1, max_new): one uniform per step
-        x, cache, new, reason = torch.tensor([encode(tok, prompt)], device=model.device), None, [], "length"
         for t in range(max_new_tokens):
-            out = model(input_ids=x, past_key_values=cache, use_cache=True)   # HF's own forward and KV cache
-            cache = out.past_key_values
-            token = sample_tokens(out.logits[:, -1].float(), u[:, t], temperature, top_p).item()
+            logits = model(input_ids=torch.tensor([ids + new], device=model.device)).logits[:, -1].float()  # (1, V)
+            token = sample_tokens(logits, u[:, t], temperature, top_p).item()
             if token in eos:
                 reason = "eos"
                 break
@@ -110,7 +110,6 @@ def reference_generate(model, tok, prompts, seeds, max_new_tokens=512, temperatu
                     ANSWER_LINE.search(tok.decode(new, clean_up_tokenization_spaces=False)):
                 reason = "stop"
                 break
-            x = torch.tensor([[token]], device=model.device)
         text = tok.decode(new, clean_up_tokenization_spaces=False)
         if reason == "stop":
             text = text[:ANSWER_LINE.search(text).end() - 1]                  # ends before the answer line's newline
