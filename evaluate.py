@@ -205,7 +205,7 @@ def main(argv=None):
         model, tok, how = load_model(name, dtype=dtype, device=device, tokenizer=args.tokenizer)
         sampler = Sampler(model, tok, device, cuda_graphs=args.cuda_graphs, compile=args.compile)
         # refuses over-long prompts before this model generates anything; nothing is written before the end
-        prompt_ids = encode_prompts(problems, tok, sampler.max_prompt_tokens(args.max_new_tokens),
+        prompt_ids = encode_prompts(problems, tok, model.config.max_position_embeddings, args.max_new_tokens,
                                     sampler.max_token_bytes, args.data)
         per_model[label] = evaluate_model(sampler, problems, prompt_ids, args, desc=f"eval {label}")
         timing[label] = round(time.time() - t0, 1)

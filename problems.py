@@ -3,7 +3,8 @@ The problem files that sample.py and evaluate.py read (data/*/prepare.py's schem
 solution), checked before anything is written: every error names FILE:LINE.
 
     problems = load_problems("data/toy/test.jsonl", limit=500)
-    prompt_ids = encode_prompts(problems, tok, sampler.max_prompt_tokens(max_new), sampler.max_token_bytes, path)
+    prompt_ids = encode_prompts(problems, tok, model.config.max_position_embeddings, max_new, sampler.max_token_bytes,
+                                path)
 
 Over-long prompts are refused, not truncated: a question cut from the left is another question, and the row would
 decode past the model's positions (garbage, every row ending as "length"). The rule: a prompt may hold at most the
@@ -35,23 +36,25 @@ def load_problems(path, limit=-1):
     return recs
 
 
-def encode_prompts(problems, tok, max_tokens, max_token_bytes, path):
-    """Token ids of format_prompt(question) for each problem (same order). A prompt of more than max_tokens tokens
-    raises DataError 'path:line: prompt of N tokens exceeds ...'. A prompt of more than max_tokens x max_token_bytes
-    characters is refused without tokenising it (no token spans more bytes, so it holds more than max_tokens
-    tokens; tokenising 10 MB takes 15-30 s)."""
-    why = f"{max_tokens}, the model's positions minus --max-new-tokens; shorten the question or lower --max-new-tokens"
-    if max_tokens < 1:
-        raise DataError(f"--max-new-tokens leaves no room for a prompt: the model's positions minus --max-new-tokens "
-                        f"is {max_tokens}")
+def encode_prompts(problems, tok, n_positions, max_new_tokens, max_token_bytes, path):
+    """Token ids of format_prompt(question) for each problem (same order). The rule: a prompt may hold at most
+    n_positions (the model's max_position_embeddings) minus max_new_tokens tokens; a longer one raises DataError
+    'path:line: prompt of N tokens exceeds ...'. A prompt of more than limit x max_token_bytes characters is refused
+    without tokenising it (no token spans more bytes, so it holds more tokens than the limit; tokenising 10 MB
+    takes 15-30 s)."""
+    limit = n_positions - max_new_tokens
+    if limit < 1:
+        raise DataError(f"--max-new-tokens {max_new_tokens} leaves no room for a prompt: the model has {n_positions} "
+                        f"positions")
+    why = (f"the {limit} tokens a prompt may hold (the model's {n_positions} positions minus --max-new-tokens "
+           f"{max_new_tokens}); shorten the question or lower --max-new-tokens")
     out = []
     for p in problems:
         prompt = format_prompt(p["question"])
-        if len(prompt) > max_tokens * max_token_bytes:
-            raise DataError(f"{path}:{p['_line']}: prompt of over {max_tokens} tokens ({len(prompt)} characters) "
-                            f"exceeds {why}")
+        if len(prompt) > limit * max_token_bytes:
+            raise DataError(f"{path}:{p['_line']}: prompt of {len(prompt)} characters (over {limit} tokens) exceeds {why}")
         ids = tok(prompt, add_special_tokens=False)["input_ids"]
-        if len(ids) > max_tokens:
+        if len(ids) > limit:
             raise DataError(f"{path}:{p['_line']}: prompt of {len(ids)} tokens exceeds {why}")
         out.append(ids)
     return out

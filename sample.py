@@ -41,7 +41,8 @@ parser.add_argument("-o", "--out", default="out/samples.jsonl", help="output JSO
 parser.add_argument("--k", type=int, default=8, help="samples per problem")
 parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature; 0 = greedy")
 parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off; < 1 sorts the vocab each step)")
-parser.add_argument("--max-new-tokens", type=int, default=512, help="generation budget per sample (finish_reason 'length')")
+parser.add_argument("--max-new-tokens", type=int, default=512, help="generation budget per sample (finish_reason 'length'); a prompt over the model's positions "
+                    "minus this is refused (error: FILE:LINE)")
 parser.add_argument("--batch-size", type=int, default=64, help="rows (problem x sample) decoded together")
 parser.add_argument("--limit", type=int, default=-1, help="use only the first N problems of --data (-1 = all)")
 parser.add_argument("--seed", type=int, default=0, help="base seed; per-sample seeds derive from it (see docstring)")
@@ -118,7 +119,7 @@ def main(argv=None):
     model, tok, how = load_model(args.model, dtype=dtype, device=device, tokenizer=args.tokenizer)
     sampler = Sampler(model, tok, device, cuda_graphs=args.cuda_graphs, compile=args.compile,
                       check_every=args.check_every)
-    prompt_ids = encode_prompts(problems, tok, sampler.max_prompt_tokens(args.max_new_tokens),
+    prompt_ids = encode_prompts(problems, tok, model.config.max_position_embeddings, args.max_new_tokens,
                                 sampler.max_token_bytes, args.data)
     out.parent.mkdir(parents=True, exist_ok=True)
 

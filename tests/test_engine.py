@@ -1,16 +1,13 @@
 """engine.py: the plain reference decode loop (HF forward, no cache, one row at a time) == the fast Sampler token for
 token, greedy and seeded, with every stop rule firing; reference greedy == model.generate; over-long prompts are
-refused (engine, problems.py, and both stage CLIs: FILE:LINE, fast on a 10 MB question, nothing written)."""
+refused (engine, problems.py, both stage scripts: FILE:LINE, no tokenising of a 10 MB question, nothing written)."""
 import json
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
-from conftest import REPO, tiny_qwen2
+from conftest import tiny_qwen2
 from common import DataError, format_prompt, format_response, write_jsonl
 from engine import Sampler, reference_generate
 from problems import encode_prompts, load_problems
@@ -101,10 +98,13 @@ def test_engine_and_encode_prompts_refuse_over_long(taught, tmp_path):
     write_jsonl(path, [{"question": "Mia has 7 boxes.", "answer": 7}, {"question": "Tom " * 200, "answer": 1}])
     probs = load_problems(path)
     n = len(tok(format_prompt("Tom " * 200), add_special_tokens=False)["input_ids"])
-    assert len(encode_prompts(probs[:1], tok, limit, s.max_token_bytes, path)[0]) < limit
-    with pytest.raises(DataError, match=rf"p.jsonl:2: prompt of {n} tokens exceeds {n - 1}, the model's positions"):
-        encode_prompts(probs, tok, n - 1, s.max_token_bytes, path)
-    assert len(encode_prompts(probs, tok, n, s.max_token_bytes, path)[1]) == n              # exactly the limit: kept
+    assert len(encode_prompts(probs[:1], tok, 512, 100, s.max_token_bytes, path)[0]) < limit
+    with pytest.raises(DataError, match=rf"p.jsonl:2: prompt of {n} tokens exceeds the {n - 1} tokens a prompt may "
+                                        rf"hold \(the model's {n + 99} positions minus --max-new-tokens 100\)"):
+        encode_prompts(probs, tok, n + 99, 100, s.max_token_bytes, path)
+    assert len(encode_prompts(probs, tok, n + 100, 100, s.max_token_bytes, path)[1]) == n   # exactly the limit: kept
+    with pytest.raises(DataError, match="--max-new-tokens 512 leaves no room for a prompt: the model has 512"):
+        encode_prompts(probs, tok, 512, 512, s.max_token_bytes, path)
 
 
 HUGE = "Tom has 3 pens and 4 more. " * 400_000                                # 10.8 MB
@@ -117,18 +117,28 @@ def huge(tmp_path):
 
 
 @pytest.mark.parametrize("stage", ["sample", "evaluate"])
-def test_cli_refuses_huge_question_fast_and_writes_nothing(tiny_model_dir, tmp_path, stage):
+def test_cli_refuses_huge_question_and_writes_nothing(tiny_model_dir, tmp_path, stage):
+    """In-process (a subprocess pays torch's import, minutes on a loaded box); the `error: ` prefix and the exit
+    status come from the same DataError handler test_sample.py's subprocess test checks."""
+    import evaluate
+    import sample
     data, out = huge(tmp_path), tmp_path / "out"
-    args = (["-o", str(out / "s.jsonl")] if stage == "sample" else ["--models", str(tiny_model_dir), "--out-dir", str(out)])
-    if stage == "sample":
-        args += ["--model", str(tiny_model_dir)]
+    args = ["--data", str(data), "--max-new-tokens", "64", "--threads", "1"]
+    msg = rf"{data}:2: prompt of {len(format_prompt(HUGE))} characters \(over 448 tokens\) exceeds the 448 tokens"
+    with pytest.raises(DataError, match=msg):
+        if stage == "sample":
+            sample.main(args + ["--model", str(tiny_model_dir), "-o", str(out / "s.jsonl")])
+        else:
+            evaluate.main(args + ["--models", str(tiny_model_dir), "--out-dir", str(out)])
+    assert not out.exists()                                                 # no running meta, no part file, no dir
+
+
+def test_huge_question_refused_without_tokenising(toy_tok, tmp_path):
+    probs = load_problems(huge(tmp_path))
     t0 = time.time()
-    r = subprocess.run([sys.executable, f"{stage}.py", "--data", str(data), "--max-new-tokens", "64", "--threads", "1",
-                        *args], cwd=REPO, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    took = time.time() - t0
-    assert r.returncode != 0 and f"error: {data}:2: prompt of over 448 tokens ({len(format_prompt(HUGE))} characters) exceeds" in r.stderr
-    assert "Traceback" not in r.stderr and not out.exists()                # no running meta, no part file, no dir
-    assert took < 60, took                                                  # a generous bound: was ~50 s + a crash
+    with pytest.raises(DataError, match=f"huge.jsonl:2: prompt of {len(format_prompt(HUGE))} characters"):
+        encode_prompts(probs, toy_tok, 512, 64, 13, "huge.jsonl")             # 13: the toy vocabulary's longest token
+    assert time.time() - t0 < 1                                             # tokenising it takes 20-30 s
 
 
 def test_evaluate_warns_when_fewer_problems_than_limit(tiny_model_dir, toy_splits, tmp_path, capsys):
