@@ -41,7 +41,7 @@ def encode_prompts(problems, tok, n_positions, max_new_tokens, max_token_bytes, 
     n_positions (the model's max_position_embeddings) minus max_new_tokens tokens; a longer one raises DataError
     'path:line: prompt of N tokens exceeds ...'. A prompt of more than limit x max_token_bytes characters is refused
     without tokenising it (no token spans more bytes, so it holds more tokens than the limit; tokenising 10 MB
-    takes 15-30 s)."""
+    took 15-33 s here)."""
     limit = n_positions - max_new_tokens
     if limit < 1:
         raise DataError(f"--max-new-tokens {max_new_tokens} leaves no room for a prompt: the model has {n_positions} "
