@@ -41,8 +41,9 @@ parser.add_argument("-o", "--out", default="out/samples.jsonl", help="output JSO
 parser.add_argument("--k", type=int, default=8, help="samples per problem")
 parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature; 0 = greedy")
 parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off; < 1 sorts the vocab each step)")
-parser.add_argument("--max-new-tokens", type=int, default=512, help="generation budget per sample (finish_reason 'length'); a prompt over the model's positions "
-                    "minus this is refused (error: FILE:LINE)")
+parser.add_argument("--max-new-tokens", type=int, default=512,
+                    help="generation budget per sample (finish_reason 'length'); a prompt over the model's positions "
+                         "minus this is refused (error: FILE:LINE)")
 parser.add_argument("--batch-size", type=int, default=64, help="rows (problem x sample) decoded together")
 parser.add_argument("--limit", type=int, default=-1, help="use only the first N problems of --data (-1 = all)")
 parser.add_argument("--seed", type=int, default=0, help="base seed; per-sample seeds derive from it (see docstring)")
