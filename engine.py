@@ -228,10 +228,10 @@ class Sampler:
                 res[i] = r
         return res
 
-    # ---- one batch: prefill, first token, then decode steps and stop checks until every row is done
+    # ---- one batch: prefill + first token (_start_rows), then rounds of decode steps and a stop check
 
     def _generate_batch(self, enc, seeds, max_new, temperature, top_p, stop_at_answer, stop_at_eos):
-        st = self._prefill_and_first_token(enc, seeds, max_new, temperature, top_p)
+        st = self._start_rows(enc, seeds, max_new, temperature, top_p)
         stops = (self.eos_ids if stop_at_eos else set()) | (self.nl_ids if stop_at_answer else set())
         stops = np.array(sorted(stops))
         # host side: batch index of each device row, tokens generated so far per row, the finished results
@@ -251,34 +251,16 @@ class Sampler:
             self._decode(st, n, temperature, top_p)
             steps_done += n
 
-    def _prefill_and_first_token(self, enc, seeds, max_new, temperature, top_p):
-        """Prefill each distinct prompt once (left-padded to the longest, P), copy its cache rows to every row
+    def _start_rows(self, enc, seeds, max_new, temperature, top_p):
+        """Prefill each distinct prompt once (the K samples of a problem share it), copy its cache rows to every row
         sampling from it, draw each row's first token. Returns the DecodeState of the batch."""
-        dev, cfg, B = self.device, self.model.config, len(enc)
+        dev, B = self.device, len(enc)
         P = max(len(e) for e in enc)
         T_max = P + max_new - 1            # the last drawn token never needs its K/V
         distinct, prompt_of_row = {}, []   # distinct prompt -> its index; row -> index of its prompt
         for e in enc:
             prompt_of_row.append(distinct.setdefault(tuple(e), len(distinct)))
-        n_distinct = len(distinct)
-        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
-        ids = torch.full((n_distinct, P), pad, dtype=torch.long)
-        prompt_mask = torch.zeros((n_distinct, P), dtype=torch.bool)
-        for i, e in enumerate(distinct):   # left padding: every row's next token goes to the same cache column
-            ids[i, P - len(e):] = torch.tensor(e, dtype=torch.long)
-            prompt_mask[i, P - len(e):] = True
-        ids, prompt_mask = ids.to(dev), prompt_mask.to(dev)
-        pos = (prompt_mask.long().cumsum(-1) - 1).clamp_(min=0)                  # (n_distinct, P) like HF generate
-        causal = torch.ones(P, P, dtype=torch.bool, device=dev).tril()
-        # (n, P, P): causal & not a pad key; pad queries see themselves (garbage rows, never read, but no NaN)
-        mask = (causal & prompt_mask[:, None, :]) | torch.eye(P, dtype=torch.bool, device=dev)
-        Hkv = cfg.num_key_value_heads
-        D = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-        dt = self.model.lm_head.weight.dtype
-        kv = [(torch.zeros(n_distinct, Hkv, T_max, D, dtype=dt, device=dev),
-               torch.zeros(n_distinct, Hkv, T_max, D, dtype=dt, device=dev)) for _ in range(cfg.num_hidden_layers)]
-        h = self.fwd(self.model, ids, pos, kv, torch.arange(P, device=dev), mask[:, None])
-        logits = self.model.lm_head(h).float()                                   # (n_distinct, V)
+        logits, kv, prompt_mask, pos = self._prefill(list(distinct), T_max)
         row_prompt = torch.tensor(prompt_of_row, device=dev)                      # (B,)
         u = torch.from_numpy(uniforms(seeds, max_new)).to(dev)                   # (B, max_new)
         first = sample_tokens(logits.index_select(0, row_prompt), u[:, 0], temperature, top_p)
@@ -290,6 +272,30 @@ class Sampler:
                            key_mask=key_mask, token=first.clone(), pos=pos[:, -1].index_select(0, row_prompt) + 1,
                            uniforms=u, tokens=tokens, col=torch.tensor([P], device=dev),
                            step=torch.tensor([1], device=dev), n_cols=P)
+
+    def _prefill(self, prompts, T_max):
+        """Run n distinct prompts (token-id sequences) left-padded to the longest, P, through the model: fills a fresh
+        cache, per layer (k, v) each (n, Hkv, T_max, D), at columns 0..P-1. Returns (next-token logits (n, V) fp32,
+        the cache, prompt_mask (n, P) bool: True on real tokens, position ids (n, P))."""
+        dev, cfg, n, P = self.device, self.model.config, len(prompts), max(len(e) for e in prompts)
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+        ids = torch.full((n, P), pad, dtype=torch.long)
+        prompt_mask = torch.zeros((n, P), dtype=torch.bool)
+        for i, e in enumerate(prompts):    # left padding: every row's next token goes to the same cache column
+            ids[i, P - len(e):] = torch.tensor(e, dtype=torch.long)
+            prompt_mask[i, P - len(e):] = True
+        ids, prompt_mask = ids.to(dev), prompt_mask.to(dev)
+        pos = (prompt_mask.long().cumsum(-1) - 1).clamp_(min=0)                  # (n, P) like HF generate
+        causal = torch.ones(P, P, dtype=torch.bool, device=dev).tril()
+        # (n, P, P): causal & not a pad key; pad queries see themselves (garbage rows, never read, but no NaN)
+        mask = (causal & prompt_mask[:, None, :]) | torch.eye(P, dtype=torch.bool, device=dev)
+        Hkv = cfg.num_key_value_heads
+        D = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        dt = self.model.lm_head.weight.dtype
+        kv = [(torch.zeros(n, Hkv, T_max, D, dtype=dt, device=dev), torch.zeros(n, Hkv, T_max, D, dtype=dt, device=dev))
+              for _ in range(cfg.num_hidden_layers)]
+        h = self.fwd(self.model, ids, pos, kv, torch.arange(P, device=dev), mask[:, None])
+        return self.model.lm_head(h).float(), kv, prompt_mask, pos
 
     def _check_stops(self, new, stops, rows, generated, results, budget_spent, stop_at_answer, stop_at_eos):
         """The host side of a stop check. new: (B', w) numpy, the tokens each device row drew since the last check;
