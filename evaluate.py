@@ -15,18 +15,25 @@ Prints one Markdown table, one row per model:
                suffer the regression-to-the-mean bias of a slice picked by one model's own mistakes.
   per-dimension counts    for each verifier.DIMENSIONS entry, wrong greedy answers with that severity > 0.
 Writes <out-dir>/results.json (metrics + per-problem predictions of every model) and <out-dir>/results.md.
-Generation is sample.py's Sampler (same prompts, same seeds: sample j of problem i uses sample.sample_seed).
+Generation is engine.py's Sampler, as in sample.py (same prompts, same seeds: sample j of problem i uses
+engine.sample_seed). A prompt longer than the model's max_position_embeddings minus --max-new-tokens stops the run
+with `error: FILE:LINE: prompt of N tokens exceeds ...` (checked as each model loads; results are written only at
+the end, atomically). With --limit N and fewer than N problems in --data, a warning is printed and written to
+results.md and results.json.
 """
 import argparse
+import os
 import time
 from collections import Counter
 from pathlib import Path
 
 import torch
+from transformers.utils import logging as hf_logging
 
 import verifier
-from common import DataError, format_prompt, load_model, write_json
-from sample import Sampler, load_problems, sample_seed
+from common import DataError, load_model, progress, write_json
+from engine import Sampler, sample_seed
+from problems import encode_prompts, load_problems
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--models", nargs="+", default=["out/sft"], help="checkpoint dirs (or hub ids / 'toy') to compare")
@@ -37,7 +44,8 @@ parser.add_argument("--limit", type=int, default=-1, help="evaluate the first N 
 parser.add_argument("--k", type=int, default=1, help="samples per problem for maj@k/pass@k (1 = greedy only)")
 parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature for the k samples (--k > 1)")
 parser.add_argument("--top-p", type=float, default=1.0, help="nucleus mass for the k samples")
-parser.add_argument("--max-new-tokens", type=int, default=512, help="generation budget per answer")
+parser.add_argument("--max-new-tokens", type=int, default=512,
+                    help="generation budget per answer (prompts over the model's positions minus this are refused)")
 parser.add_argument("--batch-size", type=int, default=64, help="rows decoded together")
 parser.add_argument("--seed", type=int, default=0, help="base seed of the k samples")
 parser.add_argument("--out-dir", default=None, help="where results.json/.md go (default: <first model's parent>/eval, else out/eval)")
@@ -134,25 +142,40 @@ def model_labels(models, names):
         raise SystemExit(f"error: model labels are not unique ({labels}); pass --names")
     return labels
 
-def evaluate_model(sampler, problems, args):
-    """Greedy answers (+ k samples) of one model, graded. Returns one record per problem."""
-    prompts = [format_prompt(p["question"]) for p in problems]
+def write_text(path, text):
+    """Atomic text write (tmp + os.replace): a crash never leaves a half results.md behind."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+def evaluate_model(sampler, problems, prompt_ids, args, desc="eval"):
+    """Greedy answers (+ k samples) of one model, graded. prompt_ids[i]: token ids of problem i's prompt.
+    Returns one record per problem."""
     kw = dict(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
-    greedy = sampler.generate(prompts, [sample_seed(args.seed, p["problem_index"], 0) for p in problems],
-                              temperature=0.0, **kw)
+    rows = [(p, j) for p in problems for j in range(args.k)] if args.k > 1 else []
+    pbar = progress(total=len(problems) + len(rows), desc=desc)
+
+    def generate(rows, **kw):  # rows: (problem, sample index) -> results in the order of rows
+        res = [None] * len(rows)
+        for idx, out in sampler.generate_batches([prompt_ids[p["problem_index"]] for p, _ in rows],
+                                                 [sample_seed(args.seed, p["problem_index"], j) for p, j in rows], **kw):
+            for i, r in zip(idx, out):
+                res[i] = r
+            pbar.update(len(idx))
+        return res
+
+    greedy = generate([(p, 0) for p in problems], temperature=0.0, **kw)
     recs = []
     for p, g in zip(problems, greedy):
         recs.append({"problem_id": p["id"], "answer": p["answer"], "completion": g["completion"],
                      "finish_reason": g["finish_reason"], "n_tokens": g["n_tokens"],
                      "profile": grade(g["completion"], p, g["finish_reason"])})
     if args.k > 1:
-        rows = [(p, j) for p in problems for j in range(args.k)]
-        outs = sampler.generate([format_prompt(p["question"]) for p, _ in rows],
-                                [sample_seed(args.seed, p["problem_index"], j) for p, j in rows],
-                                temperature=args.temperature, top_p=args.top_p, **kw)
+        outs = generate(rows, temperature=args.temperature, top_p=args.top_p, **kw)
         for i, r in enumerate(recs):
             r["samples"] = [grade(o["completion"], problems[i], o["finish_reason"])
                             for o in outs[i * args.k:(i + 1) * args.k]]
+    pbar.close()
     return recs
 
 
@@ -168,17 +191,26 @@ def main(argv=None):
     dtype = getattr(torch, args.dtype) if device.startswith("cuda") else torch.float32
     first = Path(args.models[0])
     out_dir = Path(args.out_dir) if args.out_dir else (first.parent / "eval" if first.is_dir() else Path("out/eval"))
-    print(f"data: {args.data} | {len(problems)} problems | models: {', '.join(labels)} | device {device}")
+    warnings = []
+    if 0 <= len(problems) < args.limit:  # e.g. a smoke run's 16-line file read by a --limit 500 evaluation
+        warnings.append(f"--limit {args.limit} but {args.data} holds only {len(problems)} problems: "
+                        f"evaluated on {len(problems)}")
+        print(f"warning: {warnings[-1]}", flush=True)
+    print(f"data: {args.data} | {len(problems)} problems | models: {', '.join(labels)} | device {device}", flush=True)
 
     per_model, timing = {}, {}
+    hf_logging.disable_progress_bar()  # transformers' "Loading weights" bar would sit inside our log
     for label, name in zip(labels, args.models):
         t0 = time.time()
         model, tok, how = load_model(name, dtype=dtype, device=device, tokenizer=args.tokenizer)
         sampler = Sampler(model, tok, device, cuda_graphs=args.cuda_graphs, compile=args.compile)
-        per_model[label] = evaluate_model(sampler, problems, args)
+        # refuses over-long prompts before this model generates anything; nothing is written before the end
+        prompt_ids = encode_prompts(problems, tok, model.config.max_position_embeddings, args.max_new_tokens,
+                                    sampler.max_token_bytes, args.data)
+        per_model[label] = evaluate_model(sampler, problems, prompt_ids, args, desc=f"eval {label}")
         timing[label] = round(time.time() - t0, 1)
         acc = sum(r["profile"]["correct"] for r in per_model[label]) / max(1, len(problems))
-        print(f"{label}: {how} | greedy acc {acc:.3f} | {timing[label]}s")
+        print(f"{label}: {how} | greedy acc {acc:.3f} | {timing[label]:.1f} s", flush=True)
         del model, sampler
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
@@ -193,11 +225,12 @@ def main(argv=None):
               f"models: {', '.join(f'{l} = {m}' for l, m in zip(labels, args.models))}  \n"
               f"greedy decoding, max {args.max_new_tokens} new tokens"
               + (f"; maj/pass/mean@{args.k} at temperature {args.temperature}, top-p {args.top_p}, seed {args.seed}" if args.k > 1 else "")
-              + f"  \nnear-miss slice: {len(common)} problems on which at least one model's greedy answer was a near miss\n\n")
+              + f"  \nnear-miss slice: {len(common)} problems on which at least one model's greedy answer was a near miss"
+              + "".join(f"  \n**warning**: {w}" for w in warnings) + "\n\n")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.md").write_text(header + table + "\n", encoding="utf-8")
+    write_text(out_dir / "results.md", header + table + "\n")
     write_json(out_dir / "results.json", {
-        "data": args.data, "n_problems": len(problems), "args": vars(args), "models": dict(zip(labels, args.models)),
+        "data": args.data, "n_problems": len(problems), "warnings": warnings, "args": vars(args), "models": dict(zip(labels, args.models)),
         "metrics": metrics, "finish_reasons": dict(reasons),
         "near_miss_slice": {"definition": "problems where at least one evaluated model's greedy answer is wrong and "
                                           "verifier.is_near_miss", "problem_ids": [problems[i]["id"] for i in common]},

@@ -1,5 +1,5 @@
 r"""
-Throughput of sample.py's Sampler vs transformers' model.generate on the same prompts, in one run:
+Throughput of engine.py's Sampler (used by sample.py and evaluate.py) vs transformers' model.generate on the same prompts, in one run:
 new tokens/s for each and the ratio, plus a greedy token-for-token agreement check.
 
     python bench/bench_sample.py                       # CPU default: toy Qwen2, batch 64, prompt 64, 64 new tokens
@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import load_model  # noqa: E402
-from sample import Sampler  # noqa: E402
+from engine import Sampler  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--model", default="toy", help="'toy', a config-only dir (random init) or a checkpoint dir")
@@ -124,7 +124,7 @@ def main():
             t, out = timed(run_hf)
             t_hf = min(t_hf, t)
     n_new = sum(r["n_tokens"] for r in mine)
-    print(f"sample.Sampler : {n_new / t_mine:10.0f} new tok/s  ({n_new} tokens in {t_mine:.2f}s, best of {args.repeats})")
+    print(f"engine.Sampler : {n_new / t_mine:10.0f} new tok/s  ({n_new} tokens in {t_mine:.2f}s, best of {args.repeats})")
     if args.skip_generate:
         return
     n_hf = (out.shape[1] - P) * B

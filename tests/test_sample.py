@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from conftest import REPO
 from common import DataError, format_prompt, load_model, write_jsonl
 import sample
-from sample import Sampler, load_problems, qwen2_forward, sample_seed, sample_tokens, uniforms
+from engine import Sampler, qwen2_forward, sample_seed, sample_tokens, uniforms
+from problems import load_problems
 
 QUESTIONS = ["Mia has 7 boxes.", "Tom buys 3 bags of 12 apples each and finds 5 more. How many apples does Tom have?",
              "x", "Leo sells 44 cards to Ava.", "Zoe has 9 jars of 35 shells and 4 jars of 27 shells. How many?",
@@ -171,7 +172,7 @@ def test_stop_at_answer_line_eos_and_length(tiny):
 
 
 def test_cuda_graph_path_emulated(tiny, monkeypatch):
-    """The CUDA-graph branch of Sampler._run on CPU: capture records the step without running it, replay runs it
+    """The CUDA-graph branch of Sampler._decode on CPU: capture records the step without running it, replay runs it
     with static shapes (eager=False: full T_max attention under the mask). Results must equal plain eager."""
     class Graph:
         capturing, made = None, 0
@@ -182,7 +183,7 @@ def test_cuda_graph_path_emulated(tiny, monkeypatch):
         def replay(self):
             self.orig(*self.call)
 
-    orig_step = Sampler._step
+    orig_step = Sampler._decode_step
 
     def step(self, st, *a, eager=True):
         if Graph.capturing is not None:
@@ -196,7 +197,7 @@ def test_cuda_graph_path_emulated(tiny, monkeypatch):
         def __exit__(self, *e): Graph.capturing = None
 
     stream = type("S", (), {"wait_stream": lambda self, s: None})
-    monkeypatch.setattr(Sampler, "_step", step)
+    monkeypatch.setattr(Sampler, "_decode_step", step)
     for name, fn in [("Stream", stream), ("current_stream", stream), ("stream", lambda s: nullcontext()),
                      ("CUDAGraph", Graph), ("graph", Capture)]:
         monkeypatch.setattr(torch.cuda, name, fn)
