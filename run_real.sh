@@ -25,7 +25,6 @@ cd "$(dirname "$0")"
 SHARED=${SHARED:-../shared/data}
 SEED=${SEED:-0}
 THREADS=${THREADS:-0}   # CPU threads per stage (0 = torch default); irrelevant on GPU
-DPO_W=${DPO_W:-"verifier none"}   # the two DPO runs: verifier-weighted, and plain DPO on the same pairs (the ablation)
 
 if [ "${SMOKE:-0}" = 1 ]; then
     RUN=${RUN:-runs/real-smoke}
@@ -142,7 +141,7 @@ fi
 #       (README "Choosing the DPO settings"; DPO still stayed below SFT there)
 #   --epochs 1: each pair once; a budget choice, not tuned (the toy ran 1.7 epochs)
 #   --max-len 1024: as SFT (same token-length measurement); --micro-batch-size 8: memory (8 pairs x 1024 tokens)
-for W in $DPO_W; do
+for W in verifier none; do
     stage "dpo_$W" python train_dpo.py --pairs "$RUN/pairs.jsonl" --weighting "$W" --out-dir "$RUN/dpo_$W" \
         --beta 0.1 --lr "$LR_DPO" --warmup "$WARMUP_DPO" --min-lr-frac 1.0 --sft-alpha 1 \
         "${DPO_BATCH[@]}" "${DPO_STEPS[@]}" --max-len 1024 --grad-checkpointing --dtype bfloat16 "${SAVE[@]}" \
