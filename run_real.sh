@@ -64,6 +64,9 @@ stage() {  # stage NAME cmd... : run, time, log; a stage that finished before is
 # ---- 0. data: GSM8K (500 train problems held out as val, for choices) and MATH, from the local copies in
 #      $SHARED (or --download). SMOKE: the first 32 train problems of each.
 prepare() {
+    for d in gsm8k math; do   # a clear error before anything is written
+        [ -d "$SHARED/$d" ] || { echo "error: $SHARED/$d not found: set SHARED to a folder laid out like ../shared/data (gsm8k/, math/)" >&2; exit 1; }
+    done
     python data/gsm8k/prepare.py --src-dir "$SHARED/gsm8k" --out-dir "$DATA/gsm8k" --val-size 500
     python data/math/prepare.py --src-dir "$SHARED/math" --out-dir "$DATA/math"
     if [ "${SMOKE:-0}" = 1 ]; then
@@ -141,6 +144,8 @@ fi
 #       (README "Choosing the DPO settings"; DPO still stayed below SFT there)
 #   --epochs 1: each pair once; a budget choice, not tuned (the toy ran 1.7 epochs)
 #   --max-len 1024: as SFT (same token-length measurement); --micro-batch-size 8: memory (8 pairs x 1024 tokens)
+#   one round (sample -> mine -> DPO once): Iterative RPO (Pang et al. 2024) repeats it from each round's model;
+#       rounds are not measured on the toy yet, so the recipe stops after one
 for W in verifier none; do
     stage "dpo_$W" python train_dpo.py --pairs "$RUN/pairs.jsonl" --weighting "$W" --out-dir "$RUN/dpo_$W" \
         --beta 0.1 --lr "$LR_DPO" --warmup "$WARMUP_DPO" --min-lr-frac 1.0 --sft-alpha 1 \
