@@ -338,7 +338,8 @@ def markdown(report):
 def main():
     args = parser.parse_args()
     args.steps = args.steps or (1 if args.cpu_smoke else 3)
-    args.budget_s = args.budget_s or (240.0 if args.cpu_smoke else 420.0)
+    if args.budget_s is None:
+        args.budget_s = 240.0 if args.cpu_smoke else 420.0
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if args.cpu_smoke:
         device = "cpu"
