@@ -125,7 +125,7 @@ def peak_flops(name, override=None):
 
 def measure_sampler(args, spec, cfg, device):
     try:
-        from engine import Sampler  # noqa: F401  (sample.py's sampler may live in engine.py)
+        from engine import Sampler  # sample.py's sampler may move to engine.py
     except ImportError:
         from sample import Sampler
     B, P, N = spec["batch"], spec["prompt"], spec["new"]

@@ -8,7 +8,6 @@ import subprocess
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from conftest import REPO, SHARED
 from common import IGNORE, collate, encode_pair, format_prompt, format_response, load_tokenizer, sequence_logps
