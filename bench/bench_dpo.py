@@ -37,7 +37,7 @@ from train_dpo import PairBatch, dpo_micro_loss, preference_loss  # noqa: E402
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # model shape
 parser.add_argument("--config", default=str(REPO.parent / "shared/data/qwen2.5_configs/Qwen2.5-1.5B-Instruct_transformers5_resave"),
-                    help="dir with a Qwen2 config.json (weights are random)")
+                    help="dir with a Qwen2 config.json (weights are random); absent: Qwen2.5-1.5B's numbers, built in code")
 parser.add_argument("--layers", type=int, default=0, help="override num_hidden_layers (0 = config's)")
 parser.add_argument("--hidden", type=int, default=0, help="override hidden_size (0 = config's); intermediate = 3x, heads = hidden/64")
 parser.add_argument("--vocab", type=int, default=0, help="override vocab_size (0 = config's, 151,936 for Qwen2.5)")
@@ -55,20 +55,46 @@ parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0
 parser.add_argument("--json", action="store_true", help="print one JSON result line (used by the subprocesses)")
 
 
-def build(args, device):
-    from transformers import AutoConfig, Qwen2ForCausalLM
-    cfg = AutoConfig.from_pretrained(args.config)
-    if args.layers:
-        cfg.num_hidden_layers = args.layers
-        cfg.layer_types = cfg.layer_types[:args.layers] if getattr(cfg, "layer_types", None) else None
-    if args.hidden:
-        cfg.hidden_size, cfg.intermediate_size = args.hidden, 3 * args.hidden
-        cfg.num_attention_heads, cfg.num_key_value_heads = max(1, args.hidden // 64), max(1, args.hidden // 128)
-    if args.vocab:
-        cfg.vocab_size = args.vocab
+def qwen25_config(path=None):
+    """The Qwen2.5-1.5B config: <path>/config.json when it exists (../shared/data/qwen2.5_configs/...), else built
+    here from the published numbers (README: hidden 1536, 28 layers, 12 query / 2 KV heads, intermediate 8960,
+    vocab 151,936, tied embeddings, rope_theta 1e6, rms_norm_eps 1e-6), so the GPU bench needs no shared data."""
+    from transformers import AutoConfig, Qwen2Config
+    if path and (Path(path) / "config.json").exists():
+        return AutoConfig.from_pretrained(path)
+    return Qwen2Config(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                       num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768,
+                       tie_word_embeddings=True, rope_theta=1000000.0, rms_norm_eps=1e-6, use_sliding_window=False,
+                       bos_token_id=151643, eos_token_id=151643)
+
+
+def shrink_config(cfg, layers=0, hidden=0, vocab=0):
+    """Fewer layers / a narrower model / another vocabulary (0 = keep); heads = hidden / 64, intermediate = 3x."""
+    if layers:
+        cfg.num_hidden_layers = layers
+        cfg.layer_types = cfg.layer_types[:layers] if getattr(cfg, "layer_types", None) else None
+    if hidden:
+        cfg.hidden_size, cfg.intermediate_size = hidden, 3 * hidden
+        cfg.num_attention_heads, cfg.num_key_value_heads = max(1, hidden // 64), max(1, hidden // 128)
+        cfg.head_dim = hidden // cfg.num_attention_heads
+    if vocab:
+        cfg.vocab_size = vocab
     cfg._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(cfg).to(device)  # fp32 master weights
+    return cfg
+
+
+def init_model(cfg, device, seed=0):
+    """Random-initialised Qwen2ForCausalLM built directly on `device` in fp32 (a 1.5B model initialised on the
+    CPU first costs tens of seconds)."""
+    from transformers import Qwen2ForCausalLM
+    torch.manual_seed(seed)
+    with torch.device(device):
+        return Qwen2ForCausalLM(cfg)
+
+
+def build(args, device):
+    cfg = shrink_config(qwen25_config(args.config), args.layers, args.hidden, args.vocab)
+    model = init_model(cfg, device)  # fp32 master weights
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     return model, cfg
@@ -140,8 +166,10 @@ def run_variant(args, which, device):
         torch.cuda.synchronize()
     dt = (time.time() - t0) / args.steps
     peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    n_lab = sum(sum(t != IGNORE for t in p[s][1][1:]) for p in pairs for s in "cr")   # labelled positions
     return {"variant": which, "tok_s": 2 * args.pairs * args.seq_len / dt, "step_s": dt, "peak_gib": peak,
-            "rss_before_gib": None if cuda else rss0, "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+            "rss_before_gib": None if cuda else rss0, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+            "tokens": 2 * args.pairs * args.seq_len, "labelled": n_lab}
 
 
 def main():

@@ -11,6 +11,7 @@ Writes data/math/train.jsonl (MATH train, 7,500), test.jsonl (MATH test, 5,000) 
 math500.jsonl (the 500-problem PRM800K test subset) for whichever source files exist.
 """
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -33,6 +34,9 @@ def convert(rec, idx, split):
     answer = rec.get("answer") or extract_answer(rec["solution"])
     if not answer or not answer.strip():
         return None
+    # one line: the sampler stops at the newline that ends 'The answer is: ...', so an answer broken over lines
+    # (MATH test has one: '90\\text{ square\nunits}') would be cut there; in LaTeX a line break is a space
+    answer = re.sub(r"\s*\n\s*", " ", answer.strip())
     return {"id": f"math-{split}-{idx:05d}", "question": rec["problem"].strip(),
             "solution": rec["solution"].strip() + f"\nThe answer is: {answer}", "answer": answer,
             "level": rec.get("level"), "subject": rec.get("subject") or rec.get("type"),
