@@ -343,6 +343,22 @@ def encode_pair(tok, prompt, response, max_len=None):
         return None
     return p + r, [IGNORE] * len(p) + r
 
+
+def encode_rejected(tok, prompt, response, upto):
+    """encode_pair, but with `upto` (a character offset into `response`, from mine.py's rejected_upto)
+    only the tokens that start before it carry a log-prob: the rest of the rejected text and its EOS
+    are masked (-100). upto=None -> the plain encode_pair."""
+    ids, labels = encode_pair(tok, prompt, response)
+    if upto is None:
+        return ids, labels
+    offsets = tok(response, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    n_prompt = len(ids) - len(offsets) - 1
+    for j, (start, _) in enumerate(offsets):
+        if start >= upto:
+            labels[n_prompt + j] = IGNORE
+    labels[-1] = IGNORE  # no EOS: the solution did not end there
+    return ids, labels
+
 def collate(seqs, pad_id, device="cpu"):
     """Right-pad a list of (ids, labels) -> input_ids, attention_mask, labels, all (B, T)."""
     T = max(len(ids) for ids, _ in seqs)

@@ -10,7 +10,7 @@ Per pair (mine.py's JSONL: prompt, chosen, rejected[, rejected_upto]):
   (a) the first token where prompt+rejected differs from prompt+chosen (common.encode_pair, the model's tokenizer)
       and whether the rejected token there is the model's (and the ref's) argmax at that shared prefix: the
       fraction of pairs whose negative is the policy's own greedy error;
-  (b) summed log-probs of chosen (encode_pair) and rejected (train_dpo.encode_rejected: only tokens before
+  (b) summed log-probs of chosen (encode_pair) and rejected (common.encode_rejected: only tokens before
       rejected_upto count, as in training) under model and ref. Pair accuracy two ways: logp_c > logp_r under the
       model, and implicit reward margin (pi_c - ref_c) - (pi_r - ref_r) > 0 (ties count 1/2: model = ref gives 0.5);
   (c) at every digit of the chosen (correct) response, the model's teacher-forced greedy digit: the fraction of
@@ -26,9 +26,8 @@ from pathlib import Path
 
 import torch
 
-from common import (IGNORE, DataError, collate, encode_pair, load_model, progress, read_jsonl, read_meta, sequence_logps,
+from common import (IGNORE, DataError, collate, encode_pair, encode_rejected, load_model, progress, read_jsonl, read_meta, sequence_logps,
                     write_json)
-from train_dpo import encode_rejected
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--model", required=True, help="policy checkpoint dir (HF format)")

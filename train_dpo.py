@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common import (IGNORE, TRAIN_STATE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair,
+from common import (IGNORE, TRAIN_STATE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, encode_rejected,
                     get_lr, grad_accum_steps, has_weights, load_model, load_tokenizer, load_train_state,
                     make_optimizer, print0, progress, read_json, read_jsonl, recover_checkpoint, resolve_model,
                     save_checkpoint, sequence_logps, step_indices, training_forward, write_json)
@@ -125,22 +125,6 @@ def pair_losses(args):
 
 def pairs_sha(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def encode_rejected(tok, prompt, response, upto):
-    """encode_pair, but with `upto` (a character offset into `response`, from mine.py's rejected_upto)
-    only the tokens that start before it carry a log-prob: the rest of the rejected text and its EOS
-    are masked (-100). upto=None -> the plain encode_pair."""
-    ids, labels = encode_pair(tok, prompt, response)
-    if upto is None:
-        return ids, labels
-    offsets = tok(response, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-    n_prompt = len(ids) - len(offsets) - 1
-    for j, (start, _) in enumerate(offsets):
-        if start >= upto:
-            labels[n_prompt + j] = IGNORE
-    labels[-1] = IGNORE  # no EOS: the solution did not end there
-    return ids, labels
 
 
 MAX_WEIGHT = 1e6

@@ -16,8 +16,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # higher number = higher layer; an import must go to a strictly lower layer
-LAYERS = {"common": 0, "verifier": 1, "engine": 1, "problems": 1,
-          "train_sft": 2, "sample": 2, "mine": 2, "train_dpo": 2, "evaluate": 2}
+LAYERS = {"common": 0, "mathexpr": 0, "answers": 1, "engine": 1, "problems": 1, "verifier": 2,
+          "train_sft": 3, "sample": 3, "mine": 3, "train_dpo": 3, "evaluate": 3, "diagnose": 3, "report": 3}
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--max-lines", type=int, default=500, help="flag files longer than this (lines)")

@@ -229,7 +229,7 @@ if __name__ == "__main__":  # the DDP test's ranks: train_dpo.py with SGD in pla
 
 
 def test_rejected_upto_masks_after_the_slip(toy_tok, tmp_path):
-    from train_dpo import encode_rejected
+    from common import encode_rejected
     prompt, text = "Question: q\nAnswer:", " Mia has 7 * 6 = 43 pens.\nThe answer is: 43"
     ids, lab = encode_rejected(toy_tok, prompt, text, len(" Mia has 7 * 6 = 43"))
     kept = [i for i, l in zip(ids, lab) if l != -100]
