@@ -149,17 +149,12 @@ def mutate(case, recs, e):
 CASES = ["not_utf8", "latin1", "invalid_json", "not_object", "missing", "null", "text_is_number", "text_is_object",
          "deep_nesting", "lone_surrogate", "empty", "directory"]
 NUMBER_CASES = {"train_dpo": 7, "mine": 4, "verifier": 3, "sample": 3, "evaluate": 3}
-OWNERS = {"verifier": "verifier.py", "sample": "sample.py", "evaluate": "evaluate.py"}
-# cases that fail today because the owner's fix lives in another branch (the lead flips these after merging)
-PENDING = {("verifier", c) for c in ("not_utf8", "latin1", "deep_nesting", "lone_surrogate", "empty")}
 
 
 def all_cases():
     for name in ("train_sft", "train_dpo", "mine", "verifier", "sample", "evaluate"):
         for c in CASES + [f"number_{i}" for i in range(NUMBER_CASES.get(name, 0))]:
-            marks = ([pytest.mark.xfail(strict=False, reason=f"fix owned by {OWNERS[name]} (another branch)")]
-                     if (name, c) in PENDING else [])
-            yield pytest.param(name, c, id=f"{name}-{c}", marks=marks)
+            yield pytest.param(name, c, id=f"{name}-{c}")
 
 
 @pytest.fixture(scope="module")
@@ -198,8 +193,6 @@ def test_real_command_line(tmp_path, eps, name):
     before = files_under(tmp_path)
     r = subprocess.run([sys.executable, e.script, *e.argv(str(inp), str(tmp_path / "out" / "result"))], cwd=REPO,
                        env=ENV, capture_output=True, text=True, timeout=300)
-    if name == "verifier" and "Traceback" in r.stderr:
-        pytest.xfail("fix owned by verifier.py (another branch)")
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert f"error: {inp}:2: " in r.stderr, r.stderr[-2000:]
     assert files_under(tmp_path) == before
