@@ -76,3 +76,12 @@ def torchrun(args, nproc=2, env=None, timeout=300):
         if r.returncode == 0 or "address already in use" not in (r.stdout + r.stderr).lower():
             return r
     return r
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny shapes: one intra-op thread is as fast and does not collapse on a shared, loaded CPU. Restored after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -18,12 +18,7 @@ PROBLEMS = [("Mia has 7 boxes of 3 pens. How many pens?", "Mia has 7 * 3 = 21 pe
             ("Ava sells 9 cards and buys 5 more. How many?", "Ava has 9 + 5 = 14 cards.\nThe answer is: 14\nok\n")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny shapes, one intra-op thread
 
 
 @pytest.fixture(scope="module")

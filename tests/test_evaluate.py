@@ -10,13 +10,7 @@ import verifier
 from evaluate import aggregate, format_table, majority, model_labels
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny shapes: one intra-op thread is as fast and does not collapse on a shared, loaded CPU. Restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny shapes, one intra-op thread
 
 
 def prof(correct, pred="12", nd=0.0, absurdity=0.0, wrongness=None, **dims):

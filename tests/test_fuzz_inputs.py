@@ -38,12 +38,7 @@ FUZZ = settings(max_examples=150, deadline=None, derandomize=True,  # derandomiz
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny shapes, one intra-op thread
 
 
 # ----------------------------------------------------------------------------- entry points and their inputs

@@ -22,13 +22,7 @@ QUESTIONS = ["Mia has 7 boxes.", "Tom buys 3 bags of 12 apples each and finds 5 
              "Ben has 6 packs."]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny shapes: one intra-op thread is as fast and does not collapse on a shared, loaded CPU. Restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: tiny shapes, one intra-op thread
 
 
 @pytest.fixture(scope="module")
