@@ -1,5 +1,7 @@
-"""The whole pipeline, shrunken (SMOKE=1 bash run.sh): every stage runs through the real
-scripts with their real flags and leaves its output file in the run folder."""
+"""The whole experiment, shrunken (SMOKE=1 bash run.sh): every stage runs through the real scripts with their
+real flags, leaves its output in its own run folder (data included) and nowhere else, and a rerun with other
+settings stops instead of mixing results."""
+import hashlib
 import json
 import os
 import subprocess
@@ -9,29 +11,58 @@ import pytest
 from conftest import REPO
 from common import read_jsonl
 
+ARMS = ["sftplus", "dpo", "wdpo", "wdpo_shuf", "dpo_randneg", "dpo_greedy"]
+NAMES = {"sft", "sft+", "dpo", "wdpo", "wdpo-shuffled", "dpo-randneg", "dpo-greedy"}
+
+
+def tree_digest(path):
+    """Names, sizes and contents of every file under path (or '' when it does not exist)."""
+    if not path.exists():
+        return ""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
 
 @pytest.mark.slow
 def test_smoke_pipeline(tmp_path):
-    run, data = tmp_path / "run", tmp_path / "data"
-    env = {**os.environ, "SMOKE": "1", "RUN": str(run), "DATA": str(data), "THREADS": "1", "OMP_NUM_THREADS": "1"}
-    res = subprocess.run(["bash", "run.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    run = tmp_path / "run"
+    env = {**os.environ, "SMOKE": "1", "RUN": str(run), "THREADS": "1", "OMP_NUM_THREADS": "1"}
+    guarded = [REPO / "data" / "toy", REPO / "runs" / "toy-s0"]   # a normal run's data and run folder
+    before = [tree_digest(p) for p in guarded]
+    res = subprocess.run(["bash", "run.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert [tree_digest(p) for p in guarded] == before        # SMOKE touched nothing outside its own folder
+    data = run / "data"
     for split in ("train", "val", "test"):
         assert read_jsonl(data / f"{split}.jsonl", required=("id", "question", "solution", "answer"))
-    for ck in ("sft", "dpo_verifier", "dpo_none"):
+    for ck in ["sft"] + ARMS:
         assert (run / ck / "model.safetensors").exists() and (run / ck / "config.json").exists()
         assert json.loads((run / ck / "hardneg_meta.json").read_text())["step"] > 0
+    for ck in ARMS:
+        assert len(json.loads((run / ck / "history.json").read_text())) == 3
+    metas = {ck: json.loads((run / ck / "hardneg_meta.json").read_text()) for ck in ARMS}
+    assert metas["sftplus"]["loss"] == "sft" and metas["dpo"]["weighting"] == "none"
+    assert metas["wdpo_shuf"]["weighting"] == "shuffled" and metas["dpo_greedy"]["pairs"].endswith("pairs_greedy.jsonl")
     samples = read_jsonl(run / "samples.jsonl", required=("problem_id", "sample_idx", "seed", "completion", "answer"))
-    assert len(samples) == 16 * 4
+    assert len(samples) == 24 * 4 and len(read_jsonl(run / "greedy.jsonl")) == 24
     scored = read_jsonl(run / "scored.jsonl", required=("profile",))
     assert len(scored) == len(samples) and all("wrongness" in r["profile"] for r in scored)
-    pairs = read_jsonl(run / "pairs.jsonl", required=("prompt", "chosen", "rejected", "weight"))
-    assert pairs and abs(sum(p["weight"] for p in pairs) / len(pairs) - 1) < 1e-6
-    assert json.loads((run / "dpo_none" / "hardneg_meta.json").read_text())["weighting"] == "none"
-    for ev in ("eval", "eval_val"):
-        res_json = json.loads((run / ev / "results.json").read_text())
-        assert set(res_json["metrics"]) == {"sft", "dpo", "wdpo"}
+    for name in ("pairs", "pairs_randneg", "pairs_greedy"):
+        pairs = read_jsonl(run / f"{name}.jsonl", required=("prompt", "chosen", "rejected", "weight"))
+        assert pairs and len({p["problem_id"] for p in pairs}) == len(pairs)   # one pair per problem
+    for ev in ("eval_test", "eval_val"):
+        assert set(json.loads((run / ev / "results.json").read_text())["metrics"]) == NAMES
+    for f in ["diag_pairs", "diag_pairs_greedy"] + [f"diag_heldout_{a}" for a in ["sft"] + ARMS]:
+        assert json.loads((run / f"{f}.json").read_text())["summary"]
     summary = (run / "summary.md").read_text()
-    assert "| wdpo |" in summary and "| total |" in summary
-    stages = [line.split("\t")[0] for line in (run / "timings.tsv").read_text().splitlines()]
-    assert stages == ["prepare", "sft", "sample", "verify", "mine", "dpo_verifier", "dpo_none", "eval_val", "evaluate"]
+    assert "| wdpo |" in summary and "sft+" in summary and (run / "summary_val.md").exists()
+    stages = {line.split("\t")[0] for line in (run / "timings.tsv").read_text().splitlines()}
+    assert {"prepare", "sft", "sample", "greedy", "mine", "mine_greedy", "eval_test", "report"} | set(ARMS) <= stages
+    # a rerun with the same settings skips every stage; with other settings it stops and names the stage
+    again = subprocess.run(["bash", "run.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "done before with these settings, skipped" in again.stdout
+    other = subprocess.run(["bash", "run.sh"], cwd=REPO, env={**env, "N_TRAIN": "301"}, capture_output=True,
+                           text=True, timeout=600)
+    assert other.returncode != 0 and "stage 'prepare'" in other.stderr and "other settings" in other.stderr
