@@ -146,8 +146,11 @@ fi
 #   --max-len 1024: as SFT (same token-length measurement); --micro-batch-size 8: memory (8 pairs x 1024 tokens)
 #   one round (sample -> mine -> DPO once): Iterative RPO (Pang et al. 2024) repeats it from each round's model;
 #       rounds are not measured on the toy yet, so the recipe stops after one
-for W in verifier none; do
-    stage "dpo_$W" python train_dpo.py --pairs "$RUN/pairs.jsonl" --weighting "$W" --out-dir "$RUN/dpo_$W" \
+#   sftplus (--loss sft): the matched-compute control, the chosen NLL alone with the same pairs, steps and lr;
+#       on the toy (README "The embedded experiment") it beat every DPO arm, so a real run reports it too
+for W in verifier none sftplus; do
+    LOSS=(--weighting "$W"); [ "$W" = sftplus ] && LOSS=(--weighting none --loss sft)
+    stage "dpo_$W" python train_dpo.py --pairs "$RUN/pairs.jsonl" "${LOSS[@]}" --out-dir "$RUN/dpo_$W" \
         --beta 0.1 --lr "$LR_DPO" --warmup "$WARMUP_DPO" --min-lr-frac 1.0 --sft-alpha 1 \
         "${DPO_BATCH[@]}" "${DPO_STEPS[@]}" --max-len 1024 --grad-checkpointing --dtype bfloat16 "${SAVE[@]}" \
         --seed "$SEED" --threads "$THREADS" $(resume "$RUN/dpo_$W")
@@ -156,10 +159,10 @@ done
 # ---- 6. evaluate, greedy: GSM8K test and MATH-500.
 #   --max-new-tokens 512 (GSM8K) / 1024 (MATH-500): measured, the longest GSM8K test reference is 303 tokens,
 #       99% of MATH-500 references are <= 832 (max 1,404)
-stage eval_gsm8k python evaluate.py --models "$RUN/sft" "$RUN/dpo_none" "$RUN/dpo_verifier" --names sft dpo wdpo \
+stage eval_gsm8k python evaluate.py --models "$RUN/sft" "$RUN/dpo_sftplus" "$RUN/dpo_none" "$RUN/dpo_verifier" --names sft sft+ dpo wdpo \
     --data "$DATA/gsm8k/test.jsonl" "${N_EVAL[@]}" --max-new-tokens "$EVAL_NEW_GSM" --batch-size 256 \
     --threads "$THREADS" --out-dir "$RUN/eval_gsm8k"
-stage eval_math500 python evaluate.py --models "$RUN/sft" "$RUN/dpo_none" "$RUN/dpo_verifier" --names sft dpo wdpo \
+stage eval_math500 python evaluate.py --models "$RUN/sft" "$RUN/dpo_sftplus" "$RUN/dpo_none" "$RUN/dpo_verifier" --names sft sft+ dpo wdpo \
     --data "$DATA/math/math500.jsonl" "${N_EVAL[@]}" --max-new-tokens "$EVAL_NEW_MATH" --batch-size 256 \
     --threads "$THREADS" --out-dir "$RUN/eval_math500"
 
@@ -167,7 +170,7 @@ stage eval_math500 python evaluate.py --models "$RUN/sft" "$RUN/dpo_none" "$RUN/
     echo "# real recipe$([ "${SMOKE:-0}" = 1 ] && echo ' (SMOKE: untrained random model, garbage by design)'), seed $SEED"
     echo; cat "$RUN/eval_gsm8k/results.md"; echo; cat "$RUN/eval_math500/results.md"; echo
     echo "| stage | seconds |"; echo "|---|---|"
-    for n in prepare sft sample verify mine dpo_verifier dpo_none eval_gsm8k eval_math500; do cat "$RUN/.done_$n"; done |
+    for n in prepare sft sample verify mine dpo_verifier dpo_none dpo_sftplus eval_gsm8k eval_math500; do cat "$RUN/.done_$n"; done |
         tee "$RUN/timings.tsv" | awk -F'\t' '{s+=$2; printf "| %s | %d |\n", $1, $2} END {printf "| total | %d |\n", s}'
 } > "$RUN/summary.md"
 cat "$RUN/summary.md"

@@ -139,7 +139,7 @@ def test_real_smoke_pipeline(tmp_path):
     assert "NOTE (SMOKE): the model is untrained" in res.stdout
     cfg = json.loads((run / "model_config" / "config.json").read_text())
     assert cfg["vocab_size"] == 151936 and cfg["num_hidden_layers"] == 2 and cfg["eos_token_id"] == 151643
-    for ck in ("sft", "dpo_verifier", "dpo_none"):
+    for ck in ("sft", "dpo_verifier", "dpo_none", "dpo_sftplus"):
         meta = json.loads((run / ck / "hardneg_meta.json").read_text())
         assert meta["step"] > 0
         assert json.loads((run / ck / "config.json").read_text())["vocab_size"] == 151936
@@ -155,7 +155,9 @@ def test_real_smoke_pipeline(tmp_path):
     assert pairs and abs(sum(p["weight"] for p in pairs) / len(pairs) - 1) < 1e-6
     for ev, data in (("eval_gsm8k", "gsm8k/test.jsonl"), ("eval_math500", "math/math500.jsonl")):
         r = json.loads((run / ev / "results.json").read_text())
-        assert set(r["metrics"]) == {"sft", "dpo", "wdpo"} and r["n_problems"] == 16 and r["data"].endswith(data)
+        assert set(r["metrics"]) == {"sft", "sft+", "dpo", "wdpo"} and r["n_problems"] == 16 and r["data"].endswith(data)
     stages = [line.split("\t")[0] for line in (run / "timings.tsv").read_text().splitlines()]
-    assert stages == ["prepare", "sft", "sample", "verify", "mine", "dpo_verifier", "dpo_none", "eval_gsm8k", "eval_math500"]
+    assert stages == ["prepare", "sft", "sample", "verify", "mine", "dpo_verifier", "dpo_none", "dpo_sftplus", "eval_gsm8k",
+                      "eval_math500"]
+    assert json.loads((run / "dpo_sftplus" / "hardneg_meta.json").read_text())["loss"] == "sft"
     assert (run / "data" / "gsm8k" / "test.jsonl").exists()   # the smoke run prepares into its own folder
