@@ -236,6 +236,8 @@ def main(argv=None):
         raise SystemExit(f"error: {e}") from None
     if args.max_pairs_per_problem < 1:
         raise SystemExit("error: --max-pairs-per-problem must be >= 1")
+    if not 0 <= args.heldout_frac < 1:
+        raise SystemExit("error: --heldout-frac must be in [0, 1)")
     if args.heldout_frac and not args.heldout_out:
         raise SystemExit("error: --heldout-frac needs --heldout-out")
     if not (0 < args.min_weight < float("inf")) or not (0 <= args.max_absurdity <= 1) or not (0 <= args.max_chosen_wrongness <= 1):
@@ -272,6 +274,8 @@ def main(argv=None):
         held = set(pids[:round(args.heldout_frac * len(pids))])
         heldout = [p for p in pairs if str(p["problem_id"]) in held]
         pairs = [p for p in pairs if str(p["problem_id"]) not in held]
+        if not pairs:
+            raise SystemExit(f"error: --heldout-frac {args.heldout_frac} holds out every problem with pairs; none left to train on")
     mean_w = sum(p["weight"] for p in pairs) / len(pairs)
     for p in pairs + heldout:
         p["weight"] = round(p["weight"] / mean_w, 6)

@@ -227,6 +227,9 @@ def test_random_negatives_rejected_from_and_heldout(tmp_path):
     assert ho and tr and not ({p["problem_id"] for p in tr} & {p["problem_id"] for p in ho})
     run(tmp_path, recs, "--negatives", "random", "--heldout-frac", "0.5", "--heldout-out", tmp_path / "h2.jsonl", name="t2.jsonl")
     assert {p["problem_id"] for p in read_jsonl(tmp_path / "h2.jsonl")} == {p["problem_id"] for p in ho}
+    for frac in ("1", "-0.1"):   # nothing left to train on / not a fraction: a clear error, no traceback
+        with pytest.raises(SystemExit, match="error: --heldout-frac"):
+            run(tmp_path, recs, "--heldout-frac", frac, "--heldout-out", tmp_path / "h3.jsonl", name="t3.jsonl")
 
 
 def test_flawed_reference_is_no_chosen(tmp_path):
