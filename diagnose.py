@@ -5,6 +5,8 @@ that rejected token the policy's own greedy choice, and does the policy rank cho
     python diagnose.py --model runs/toy-s0/sft --pairs runs/toy-s0/pairs.jsonl --out runs/toy-s0/diag_pairs_sft.json
     python diagnose.py --model runs/toy-s0/dpo --ref runs/toy-s0/sft --pairs runs/toy-s0/pairs_val.jsonl \
         --out runs/toy-s0/diag_dpo.json --threads 1                  # held-out pair accuracy after DPO
+    python diagnose.py --model runs/toy-s0/dpo runs/toy-s0/wdpo --ref runs/toy-s0/sft --pairs held.jsonl \
+        --out diag_dpo.json diag_wdpo.json                           # several models, one process (one --out each)
 
 Per pair (mine.py's JSONL: prompt, chosen, rejected[, rejected_upto]):
   (a) the first token where prompt+rejected differs from prompt+chosen (common.encode_pair, the model's tokenizer)
@@ -30,12 +32,14 @@ from common import (IGNORE, DataError, collate, encode_pair, encode_rejected, lo
                     write_json)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--model", required=True, help="policy checkpoint dir (HF format)")
+parser.add_argument("--model", required=True, nargs="+", help="policy checkpoint dir(s) (HF format); several are "
+                    "diagnosed one after the other on the same pairs, each with its own --out")
 parser.add_argument("--ref", default=None, help="reference checkpoint (default: the model's hardneg_meta.json "
                     "'ref', else the model itself)")
 parser.add_argument("--pairs", required=True, help="pair JSONL (mine.py): prompt, chosen, rejected[, rejected_upto]")
 parser.add_argument("--limit", type=int, default=-1, help="first N pairs only (-1 = all)")
-parser.add_argument("--out", default=None, help="output JSON (default: <pairs dir>/diag_<model dir name>.json)")
+parser.add_argument("--out", default=None, nargs="+", help="output JSON, one per --model (default: "
+                    "<pairs dir>/diag_<model dir name>.json)")
 parser.add_argument("--batch-size", type=int, default=32, help="pairs per forward")
 parser.add_argument("--tokenizer", default=None, help="tokenizer path if the model dir has none")
 parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
@@ -198,28 +202,42 @@ def summarize(rows):
 
 def main(argv=None):
     args = parser.parse_args(argv)
+    if args.out is not None and len(args.out) != len(args.model):
+        raise SystemExit(f"error: --out names {len(args.out)} file(s) for {len(args.model)} --model(s); give one each")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    meta = read_meta(args.model)
-    ref_name = args.ref or meta.get("ref") or args.model
     if not Path(args.pairs).exists():
         raise SystemExit(f"error: {args.pairs}: file not found")
-    model, tok, how = load_model(args.model, device=device, tokenizer=args.tokenizer)
+    refs = {}   # ref path -> loaded model: one load when several models share a reference (the usual case)
+    summs = []
+    for k, name in enumerate(args.model):
+        out = Path(args.out[k] if args.out else Path(args.pairs).parent / f"diag_{Path(name).name}.json")
+        summs.append(diagnose_one(args, name, out, device, refs))
+    return summs[0] if len(summs) == 1 else summs
+
+
+def diagnose_one(args, name, out, device, refs):
+    """Diagnose one policy checkpoint on args.pairs and write its JSON to `out`; returns the summary."""
+    meta = read_meta(name)
+    ref_name = args.ref or meta.get("ref") or name
+    model, tok, how = load_model(name, device=device, tokenizer=args.tokenizer)
     try:
         items = load(args.pairs, tok, args.limit)
     except DataError as e:
         raise SystemExit(f"error: {e}") from None
-    same = Path(ref_name).resolve() == Path(args.model).resolve()
-    ref = None if same else load_model(ref_name, device=device, tokenizer=args.tokenizer)[0].eval()
+    same = Path(ref_name).resolve() == Path(name).resolve()
+    key = str(Path(ref_name).resolve())
+    if not same and key not in refs:
+        refs[key] = load_model(ref_name, device=device, tokenizer=args.tokenizer)[0].eval()
+    ref = None if same else refs[key]
     model.eval()
     trained_on = bool(meta.get("pairs")) and Path(meta["pairs"]).resolve() == Path(args.pairs).resolve()
-    print(f"model {args.model} ({how}) | ref {ref_name}{' (= model)' if same else ''} | {len(items)} pairs from "
+    print(f"model {name} ({how}) | ref {ref_name}{' (= model)' if same else ''} | {len(items)} pairs from "
           f"{args.pairs}" + (" | NOTE: the model was trained on these pairs (not held-out)" if trained_on else ""))
     rows = diagnose(model, ref, tok, items, args.batch_size, device, not args.no_digits)
     summ = summarize(rows)
-    out = Path(args.out or Path(args.pairs).parent / f"diag_{Path(args.model).name}.json")
-    write_json(out, {"model": args.model, "ref": ref_name, "pairs": args.pairs, "trained_on_pairs": trained_on,
+    write_json(out, {"model": name, "ref": ref_name, "pairs": args.pairs, "trained_on_pairs": trained_on,
                      "summary": summ, "rows": rows})
     print(json.dumps(summ, indent=1))
     print(f"wrote {out}")

@@ -49,9 +49,10 @@ parser.add_argument("--keep-absurd", action="store_true", help="keep truncated (
 parser.add_argument("--max-chosen-wrongness", type=float, default=0.02,
                     help="a correct sample is a clean chosen only below this wrongness (one slipped step costs >= 0.04)")
 parser.add_argument("--no-reference", action="store_true", help="never fall back to the reference solution as chosen")
-parser.add_argument("--rejected-scope", default="first-error", choices=["first-error", "full"],
+parser.add_argument("--rejected-scope", default="first-error", choices=["first-error", "divergence", "full"],
                     help="first-error: the DPO loss on a rejected solution stops after its first wrong equation "
-                         "(pair field rejected_upto); full: the whole rejected text counts")
+                         "(pair field rejected_upto); divergence: it stops after the first token where rejected "
+                         "leaves chosen (a token-level pair); full: the whole rejected text counts")
 parser.add_argument("--min-weight", type=float, default=0.05, help="floor of the raw weight before normalising to mean 1")
 
 REQUIRED = ("problem_id", "sample_idx", "completion", "answer", "finish_reason", "profile")
@@ -187,7 +188,7 @@ def mine_problem(samples, args, stats, rejected_pool=None, problem_seed=0):
                       "answer": first["answer"], "chosen_source": src, "chosen_sample_idx": cidx,
                       "rejected_sample_idx": s["sample_idx"], "rank": j, "chosen_profile": cprof,
                       "rejected_profile": s["profile"], "hard": hard,
-                      "rejected_upto": first_error_end(s["completion"], s["profile"]) if args.rejected_scope == "first-error" else None})
+                      "rejected_upto": rejected_upto(args.rejected_scope, ctext, s["completion"], s["profile"])})
     return pairs
 
 
@@ -196,6 +197,25 @@ def error_kind(p):
     dims = {d: num(p, d) for d in ("format", "logical", "arithmetic", "symbolic")}
     d, v = max(dims.items(), key=lambda kv: kv[1])
     return d if v > 0 else "answer_only"
+
+
+def rejected_upto(scope, chosen, rejected, profile):
+    """Where the rejected side of the loss ends (a character offset into `rejected`, or None = all of it)."""
+    if scope == "first-error":
+        return first_error_end(rejected, profile)
+    if scope == "divergence":
+        return divergence_end(chosen, rejected)
+    return None
+
+
+def divergence_end(chosen, rejected):
+    """Character offset just past the first character where `rejected` leaves `chosen`, or None when one is a
+    prefix of the other. The tokens before it are shared with chosen, so their log-probs cancel in the DPO
+    margin; keeping only the token holding this character makes the pair a token-level one: DPO lowers the
+    rejected choice at the exact prefix where it was made, and nothing the rejected text says after it."""
+    n = min(len(chosen), len(rejected))
+    i = next((k for k in range(n) if chosen[k] != rejected[k]), n)
+    return i + 1 if i < n else None
 
 
 def first_error_end(text, profile):

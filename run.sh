@@ -107,10 +107,10 @@ stage eval_test python evaluate.py --models "${MODELS[@]}" --names "${NAMES[@]}"
 for P in pairs pairs_randneg pairs_greedy; do
     stage "diag_$P" python diagnose.py --model "$RUN/sft" --ref "$RUN/sft" --pairs "$RUN/$P.jsonl" $T --out "$RUN/diag_$P.json"
 done
-for i in "${!ARMS[@]}"; do   # pairs of the held-out 10% of problems: no arm trained on them
-    stage "diag_heldout_${ARMS[$i]}" python diagnose.py --model "$RUN/${ARMS[$i]}" --ref "$RUN/sft" --pairs "$RUN/heldout.jsonl" \
-        --no-digits $T --out "$RUN/diag_heldout_${ARMS[$i]}.json"
-done
+OUTS=(); for a in "${ARMS[@]}"; do OUTS+=("$RUN/diag_heldout_$a.json"); done
+# pairs of the held-out 10% of problems: no arm trained on them (all seven models in one process)
+stage diag_heldout python diagnose.py --model "${MODELS[@]}" --ref "$RUN/sft" --pairs "$RUN/heldout.jsonl" \
+                  --no-digits $T --out "${OUTS[@]}"
 stage report_val python report.py --evals "$RUN/eval_val/results.json" --run "$RUN" --baseline sft+ --changes-vs sft \
                   --out "$RUN/summary_val.md"
 stage report python report.py --evals "$RUN/eval_test/results.json" --run "$RUN" --baseline sft+ --changes-vs sft \

@@ -122,3 +122,11 @@ def test_short_dpo_raises_heldout_pair_accuracy(tmp_path, tiny_model_dir):
     assert after["reward_acc"] > 0.9              # held-out problems, never trained on
     assert after["mean_margin"] > 0
     assert after["chosen_is_top"] > before["chosen_is_top"]   # the colon became the greedy choice at the slip
+    both = diagnose.main(["--model", str(tiny_model_dir), str(tmp_path / "dpo"), "--ref", str(tiny_model_dir),
+                          "--pairs", str(held), "--out", str(tmp_path / "b0.json"), str(tmp_path / "b1.json"),
+                          "--threads", "1"])     # several models in one process: the same figures as one by one
+    assert both == [before, after]
+    assert json.loads((tmp_path / "b1.json").read_text())["rows"] == json.loads((tmp_path / "after.json").read_text())["rows"]
+    with pytest.raises(SystemExit, match="one each"):
+        diagnose.main(["--model", str(tiny_model_dir), str(tmp_path / "dpo"), "--pairs", str(held),
+                       "--out", str(tmp_path / "x.json")])

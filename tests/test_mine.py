@@ -207,6 +207,35 @@ def test_first_error_scope_ends_rejected_at_the_slip(tmp_path):
     assert first_error_end(miscopy, profile(miscopy, "23").to_dict()) is None  # no wrong step: whole text
 
 
+def test_divergence_scope_is_a_token_level_pair(tmp_path, toy_tok):
+    """--rejected-scope divergence: the rejected side's loss ends with the token where it leaves chosen, so the
+    pair's margin holds that one token (the shared prefix cancels) and nothing the rejected text says after it."""
+    from common import encode_pair, encode_rejected, IGNORE
+    from mine import divergence_end
+    chosen = " Mia has 7 * 6 = 42 pens.\nThe answer is: 42"
+    rejected = " Mia has 7 * 6 = 48 pens.\nThe answer is: 48"
+    upto = divergence_end(chosen, rejected)
+    assert rejected[:upto] == " Mia has 7 * 6 = 48" and chosen[:upto - 1] == rejected[:upto - 1]
+    assert divergence_end(chosen, chosen) is None and divergence_end(chosen, chosen + " more") is None
+    assert divergence_end("abc", "xbc") == 1                                     # differs at the first character
+    recs = scored_records()
+    pairs = run(tmp_path, recs, "--negatives", "all", "--keep-absurd", "--rejected-scope", "divergence")
+    assert pairs and all(p["rejected_upto"] == divergence_end(p["chosen"], p["rejected"]) for p in pairs)
+    tok = toy_tok
+    for p in pairs:
+        if p["rejected_upto"] is None:
+            continue
+        ids_r, lab_r = encode_rejected(tok, p["prompt"], p["rejected"], p["rejected_upto"])
+        ids_c, _ = encode_pair(tok, p["prompt"], p["chosen"])
+        offs = tok(p["rejected"], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        n_prompt = len(ids_r) - len(offs) - 1
+        scored = [j - n_prompt for j, y in enumerate(lab_r) if y != IGNORE]
+        first_diff = next(j for j in range(len(ids_r)) if ids_r[j] != ids_c[j]) - n_prompt
+        assert first_diff <= scored[-1]                            # the tokens where rejected leaves chosen count...
+        assert offs[scored[-1]][0] < p["rejected_upto"] <= offs[scored[-1]][1]   # ...and none after the one
+        assert scored == list(range(scored[-1] + 1))                             # holding the first new character
+
+
 def test_random_negatives_rejected_from_and_heldout(tmp_path):
     recs = scored_records()
     hard = run(tmp_path, recs, "--negatives", "all", "--keep-absurd", "--max-pairs-per-problem", "1")
