@@ -49,10 +49,13 @@ parser.add_argument("--keep-absurd", action="store_true", help="keep truncated (
 parser.add_argument("--max-chosen-wrongness", type=float, default=0.02,
                     help="a correct sample is a clean chosen only below this wrongness (one slipped step costs >= 0.04)")
 parser.add_argument("--no-reference", action="store_true", help="never fall back to the reference solution as chosen")
-parser.add_argument("--rejected-scope", default="first-error", choices=["first-error", "divergence", "full"],
-                    help="first-error: the DPO loss on a rejected solution stops after its first wrong equation "
-                         "(pair field rejected_upto); divergence: it stops after the first token where rejected "
-                         "leaves chosen (a token-level pair); full: the whole rejected text counts")
+parser.add_argument("--rejected-scope", default="first-error",
+                    choices=["first-error", "before-value", "divergence", "full"],
+                    help="first-error: the DPO loss on a rejected solution stops after its first wrong equation or "
+                         "wrong value (pair field rejected_upto); before-value: the same, but a wrong value that no "
+                         "wrong equation produced (a true computation on a wrong path) is left out; divergence: it "
+                         "stops after the first token where rejected leaves chosen (a token-level pair); full: the "
+                         "whole rejected text counts")
 parser.add_argument("--min-weight", type=float, default=0.05, help="floor of the raw weight before normalising to mean 1")
 
 REQUIRED = ("problem_id", "sample_idx", "completion", "answer", "finish_reason", "profile")
@@ -203,6 +206,8 @@ def rejected_upto(scope, chosen, rejected, profile):
     """Where the rejected side of the loss ends (a character offset into `rejected`, or None = all of it)."""
     if scope == "first-error":
         return first_error_end(rejected, profile)
+    if scope == "before-value":
+        return first_error_end(rejected, profile, keep_true_results=False)
     if scope == "divergence":
         return divergence_end(chosen, rejected)
     return None
@@ -218,12 +223,18 @@ def divergence_end(chosen, rejected):
     return i + 1 if i < n else None
 
 
-def first_error_end(text, profile):
+def first_error_end(text, profile, keep_true_results=True):
     """Character offset just past the first wrong step the verifier located (details.first_wrong_end,
     a position in the scored text), or None. What follows a slip is mostly faithful work on a wrong
     number (copying it, carrying it on): pushing those tokens down would teach the model to stop
-    copying. So the rejected side of the loss ends at the slip and DPO punishes exactly that step."""
-    end = (profile.get("details") or {}).get("first_wrong_end")
+    copying. So the rejected side of the loss ends at the slip and DPO punishes exactly that step.
+    keep_true_results=False: when the first wrong value was not produced by a wrong equation (the verifier's
+    reason 'wrong_value_first_stated': e.g. '42 - 4 = 38' computed right, on the wrong path), end just before
+    that value: pushing down '38' after '42 - 4 =' would teach the model to get a true subtraction wrong."""
+    details = profile.get("details") or {}
+    end = details.get("first_wrong_end")
+    if not keep_true_results and details.get("first_wrong_reason") == "wrong_value_first_stated":
+        end = details.get("first_wrong_start")
     if not isinstance(end, int) or isinstance(end, bool) or not 0 < end < len(text.rstrip()):
         return None  # nothing located, located at the very end (the answer), or another text: no cut
     return end

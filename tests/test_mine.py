@@ -205,6 +205,14 @@ def test_first_error_scope_ends_rejected_at_the_slip(tmp_path):
     assert slip2[:first_error_end(slip2, profile(slip2, "23").to_dict())].endswith("42 - 19 = 13")
     miscopy = " Mia has 7 * 6 = 42 pens.\nAfter giving away 19, Mia has 42 - 19 = 23 pens.\nThe answer is: 32"
     assert first_error_end(miscopy, profile(miscopy, "23").to_dict()) is None  # no wrong step: whole text
+    # before-value: a wrong value computed right on a wrong path is left out; a slipped result stays in
+    path = " Mia packs 7 * 6 = 42 pens.\nAfter selling 4, there are 42 - 4 = 38 pens left.\nThe answer is: 38"
+    p = profile(path, "41").to_dict()
+    assert p["details"]["first_wrong_reason"] == "wrong_value_first_stated"
+    assert path[:first_error_end(path, p)].endswith("42 - 4 = 38")
+    assert path[:first_error_end(path, p, keep_true_results=False)].endswith("42 - 4 = ")
+    slip = profile(text, "23").to_dict()
+    assert first_error_end(text, slip, keep_true_results=False) == first_error_end(text, slip)
 
 
 def test_divergence_scope_is_a_token_level_pair(tmp_path, toy_tok):
