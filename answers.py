@@ -348,6 +348,28 @@ def answers_match(reference, candidate, budget=None):
         return compact(reference) == compact(candidate)
 
 
+# the form a question asks for, which a careful grader holds an equal value to
+_ASKS_FRACTION = re.compile(r"common fraction|simplest radical form|fraction in (?:simplest|lowest) (?:form|terms)", re.I)
+_ASKS_SIMPLE = re.compile(r"(?:^|[.?!]\s+|\n)\s*simplify\b", re.I)  # 'Simplify ...' as an instruction
+_DECIMAL = re.compile(r"(?<![\d.])\d*\.\d+")
+_OPS = re.compile(r"[-+*/^]|\\(?:frac|sqrt|cdot|times|sin|cos|tan|cot|sec|csc|log|ln)(?![a-zA-Z])")
+SIMPLIFY_FACTOR, SIMPLIFY_SLACK = 2, 2  # unsimplified: ops(candidate) > SIMPLIFY_FACTOR * ops(reference) + SIMPLIFY_SLACK
+
+
+def form_ok(question, reference, candidate):
+    r"""False when a candidate equal in value ignores the form the question asks for: a decimal where a
+    common fraction or radical form is asked ('10.5\pi' for '\frac{21}{2}\pi'), or an answer to 'Simplify ...'
+    with many more operations than the reference ('\frac{1}{\sin x \cos x} - \tan x' for '\cot x')."""
+    if not question or candidate is None:
+        return True
+    cand, ref = canon(str(candidate)), canon(str(reference))
+    if _ASKS_FRACTION.search(question) and _DECIMAL.search(cand) and not _DECIMAL.search(ref):
+        return False
+    if _ASKS_SIMPLE.search(question):
+        return len(_OPS.findall(cand)) <= SIMPLIFY_FACTOR * len(_OPS.findall(ref)) + SIMPLIFY_SLACK
+    return True
+
+
 @lru_cache(maxsize=8192)
 def answer_value(s):
     """(real value, had_percent) of a scalar numeric answer, else (None, False)."""
