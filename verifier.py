@@ -21,7 +21,7 @@ from fractions import Fraction
 from mathexpr import (_UNI, Budget, Inexact, Undecided, approx, exact, free_vars, parse, same,
                       sympy_same, wrong_identity)
 from answers import (_REPL, _SPACING, _LR, _brace, answer_value, answers_match, canon, compact, decimals, extract,
-                     extract_answer)
+                     extract_answer, form_ok)
 
 DIMENSIONS = ("answer_mismatch", "numeric_distance", "arithmetic", "symbolic", "logical", "format")
 # wrongness = W_ANSWER*answer_mismatch + W_DISTANCE*numeric_distance
@@ -53,7 +53,7 @@ _OPWORD = re.compile(r"\b(?:of|times|by|plus|minus|over|per|and|than|half|twice|
 _LATEX_MODE = re.compile(r"\\[a-zA-Z]{2,}|\\\(|\\\[|\$[a-zA-Z\\]")
 _MATH_OPEN = re.compile(r"\$\$|\$|\\\[|\\\(|\\begin\{(align|equation|eqnarray|gather)\*?\}")
 # a unit word between a number and an operator or '=' ("2 bags + 4 bags = 6 bags", "$3/pound x 4 pounds")
-_UNIT_GAP = re.compile(r"(?<=\d)(?:[ \t]*/[ \t]*[a-zA-Z]{2,}|[ \t]+(?!x[ \t])[a-zA-Z]{2,}(?:[ \t]+[a-zA-Z]{2,})?)"
+_UNIT_GAP = re.compile(r"(?<=\d)(?:[ \t]*/[ \t]*[a-zA-Z]{2,}|[ \t]+(?!x[ \t])[a-zA-Z]{2,}(?:[ \t]+[a-zA-Z]{2,}){0,2})"
                        r"(?=[ \t]*(?:[-+*/×=]|x[ \t]))")
 # a unit after a number in LaTeX math, before an operator / '=' / the end: "14 \text{ hours} + 20 \text{ hours}"
 # (not inside a fraction: "\frac{8 \text{ in}}{1 \text{ ft}} = 1" is a conversion, left unchecked)
@@ -61,6 +61,7 @@ _TEXT_UNIT = re.compile(r"(?<=[\d}])\s*\\(?:text|mbox|mathrm)\s*\{[^{}]*\}(?:\^\
                         r"(?=\s*(?:[-+=)]|\\times|\\cdot|\\div|$))")
 _DOLLAR_CLOSE = re.compile(r"(?<![\s\\])\$(?!\d)")  # closes inline math: no space before, no digit after
 _ASY_OPEN = re.compile(r"\[asy\]")
+_PROSE = re.compile(r"\n[ \t]*\n|(?:(?<![\\a-zA-Z{])[a-zA-Z]{3,}[ \t,.]+){4}")  # a blank line or 4 words: not inline math
 _CLOSE = {"$$": "$$", "$": "$", r"\[": r"\]", r"\(": r"\)", "[asy]": "[/asy]"}
 _CHUNK = re.compile(r"\\\\|;|,(?!\d{3}(?!\d))|\\(?:q?quad|implies|Rightarrow|Longrightarrow|iff|therefore|because|"
                     r"rightarrow|Leftrightarrow|hspace\{[^}]*\})(?![a-zA-Z])")
@@ -90,6 +91,9 @@ def _blocks(text, opener):
                 i = m.end(); continue
             c = None if close in dead else _DOLLAR_CLOSE.search(text, m.end())
             j = c.start() if c else -1
+            if j > 0 and _PROSE.search(text, m.end(), j):  # "$3.5 each. Then the total ... = $": money in prose
+                i = m.end()
+                continue
         else:
             j = -1 if close in dead else text.find(close, m.end())
         if j < 0:
@@ -172,6 +176,7 @@ class _Checker:
             L, R = exact(lhs, 100, self.budget), exact(rhs, 100, self.budget)
             d = rhs[2] if rhs[0] == "n" else None
             return (L == R or (bool(d) and abs(L - R) < Fraction(1, 2 * 10 ** d))   # 10/3 = 3.33 (rounded)
+                    or (bool(d) and 0 < abs(L) - abs(R) < Fraction(1, 10 ** d))       # 370/110 = 3.363... (cut)
                     or (d == 0 and L.denominator != 1 and abs(L - R) < (1 if "/" in src else 0.5))  # rounded count
                     or ("%" in src and exact(lhs, 1, self.budget) == exact(rhs, 1, self.budget)))           # "100 - 20% = 80"
         except (Undecided, Inexact, ZeroDivisionError, OverflowError, ValueError):
@@ -301,6 +306,20 @@ def _first_stated(text, pv, pred, ans_pos):
     return (k, k + len(pred)) if k >= 0 else None
 
 
+def _carried(e, eqs, pv, question, text):
+    """A wrong calculation (an operator on its left side) whose stated result is used afterwards (on the left
+    side of a later calculation, or as the answer) and that neither a right equation nor the text before it
+    (question included: a number there is a coincidence) also gives."""
+    if e.kind != "a" or e.val is None or not re.search(r"[-+*/^]", e.src.split("=")[0]):
+        return False
+    if any(d.ok and d.val is not None and _close(d.val, e.val) for d in eqs):
+        return False
+    if any(_close(x, e.val) for x in _numbers((question or "") + " " + text[:e.pos])):
+        return False
+    later = [x for d in eqs if d.pos >= e.end for x in _numbers(d.src.split("=")[0])]
+    return (pv is not None and _close(pv, e.val)) or any(_close(x, e.val) for x in later)
+
+
 def _repetition(text):
     lines = [l.strip() for l in text.splitlines() if len(l.strip()) >= 10]
     rep = 1 - len(set(lines)) / len(lines) if len(lines) >= 4 else 0.0
@@ -318,7 +337,7 @@ def profile(solution, reference_answer, question=None, truncated=None):
         ref = extract_answer(ref) or ref
     pred, ans_pos, ans_end = extract(solution, closing=truncated is not True)  # a cut-off text has no closing sentence
     budget = Budget(PROFILE_SECONDS)  # shared by the answer check and the step checks (mathexpr.Budget)
-    correct = pred is not None and answers_match(ref, pred, budget)
+    correct = pred is not None and answers_match(ref, pred, budget) and form_ok(question, ref, pred)
     text, reasons = solution[:MAX_TEXT], []
     # --- steps: <<notes>> and plain text -> arithmetic; LaTeX math -> symbolic. [asy] drawings are code.
     t = text
@@ -333,6 +352,10 @@ def profile(solution, reference_answer, question=None, truncated=None):
     wrong = [e for e in eqs if e.ok is False]
     n = {k: sum(e.kind == k and e.ok is not None for e in eqs) for k in "as"}
     arithmetic, symbolic = (_sev(sum(e.kind == k for e in wrong), n[k]) for k in "as")
+    # a right answer reached through a miscalculation carried forward is luck: a careful grader marks it wrong
+    if correct and any(_carried(e, eqs, answer_value(pred)[0], question, text) for e in wrong):
+        correct = False
+        reasons.append("answer_rests_on_wrong_step")
     # --- the answer against the reference
     (pv, ppct), (rv, rpct) = answer_value(pred), answer_value(ref)
     rel, magnitude, numeric_distance = None, False, 0.0 if correct else 1.0

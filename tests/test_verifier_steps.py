@@ -21,6 +21,13 @@ STEPS = [
      r"\[14 \text{ hours (meditation)} + 20 \text{ hours (yoga)} = 36 \text{ hours}\]"),
     ("money is not math", "She pays $3.5 * 4000 = $14,000 in total.", "She pays $3.5 * 4000 = $14,500 in total."),
     ("calculator note", "He buys 3 * 4 = <<3*4=12>>12 pens.", "He buys 3 * 4 = <<3*4=13>>13 pens."),
+    ("rate unit of three words", "It needs 3300 pounds ÷ 1100 pounds per trip = 3 trips.",
+     "It needs 3300 pounds ÷ 1100 pounds per trip = 4 trips."),
+    ("truncated decimal", "That is 370 cups / 110 cups = 3.363... bags.", "That is 370 cups / 110 cups = 3.463... bags."),
+    ("money dollars around prose", r"Each is \(\frac{1}{2}\) off: $3.5 a gallon, 4000 gallons in all. The expired part "
+     "is 2/5 * 4000 = 1600 gallons, so $3.5 * 1600 = $5,600 back: $\\boxed{5600}$.",
+     r"Each is \(\frac{1}{2}\) off: $3.5 a gallon, 4000 gallons in all. The expired part "
+     "is 2/5 * 4000 = 800 gallons, so $3.5 * 800 = $2,800 back: $\\boxed{2800}$."),
 ]
 
 
@@ -71,3 +78,18 @@ def test_mine_cuts_gsm8k_style_text_at_the_span():
     assert upto is not None and text[:upto].endswith("= 7\\)")
     clean = "So there are 18 - 6 = 12 pink ones.\n\nThe answer is: 12"
     assert first_error_end(clean, profile(clean, "12").to_dict()) is None
+
+
+def test_a_right_answer_resting_on_a_carried_miscalculation_is_not_correct():
+    """Two slips that cancel (or a lucky rounding) give the reference's number through a wrong step; a careful
+    grader marks such an answer wrong. A slip whose result is never used again leaves a right answer right."""
+    carried = ("The boxes weigh 3 + 40 + 2100 = 2243 pounds in all.\n\nThe truck carries 1200 pounds per trip, "
+               "so 2243 / 1200 = 1.87 trips.\n\nIt must make whole trips, so the answer is: 2")
+    p = profile(carried, "2")
+    assert not p.correct and "answer_rests_on_wrong_step" in p.details["reasons"]
+    assert p.details["first_wrong_paragraph"] == 0
+    aside = ("The boxes weigh 3 + 40 + 2100 = 2143 pounds in all.\n\nAs a check, 2 + 2 = 5 is not needed here.\n\n"
+             "The truck carries 1200 pounds per trip, so it needs 2 trips.\n\nThe answer is: 2")
+    assert profile(aside, "2").correct
+    also_right = "Half of 364 is 364 / 4 = 182.\n\nIndeed 364 / 2 = 182.\n\nThe answer is: 182"
+    assert profile(also_right, "182").correct  # the value is also derived by a right equation
