@@ -76,6 +76,8 @@ _FALSE = re.compile(r"[\s,.;]*(?:which |that |this )?(?:is |are )?(?:not true|fa
 _FUNC_NOTATION = re.compile(r"[fghpqPQ]\s*\(")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _FRACTION = re.compile(r"\\[dt]?frac\{(\d{1,9})\}\{(\d{1,9})\}|\b(\d{1,9})/(\d{1,9})\b")
+_RESULT_BEFORE = re.compile(r"(?:=|\\approx|\bis|\bare|\bget|\bgives?|\bequals?|\bto|\bof|\btotal)[\s$(\\{}\[]*\Z")  # TESTING
+STATED_MODE = True
 _PARA = re.compile(r"\n[ \t]*\n")  # a paragraph break (ProcessBench steps are joined with blank lines)
 _Eq = namedtuple("_Eq", "pos end kind ok val src vars")  # ok None: unchecked (a definition x = 5 keeps val)
 
@@ -116,10 +118,17 @@ def _drop_units(body):
     return _TEXT_UNIT.sub(" ", body)
 
 
-def _balance(p):  # drop the unmatched "(" of "(so 3 + 4 = 7)"; linear, the text may be hostile
+def _balance(p):
+    """Drop unmatched brackets at the ends: "(so 3 + 4 = 7)", "= 15.00 (rounded)" -> "15.00"; linear, the
+    text may be hostile."""
+    p = p.strip()
+    if p.endswith("(") and p.count("(") > p.count(")"):  # a remark opens after the result
+        p = p.rstrip("( \t")
     d = p.count("(") - p.count(")")
-    if d > 0: p = p[min(d, len(p) - len(p.lstrip("("))):]
-    elif d < 0: p = p[:len(p) - min(-d, len(p) - len(p.rstrip(")")))]
+    if d > 0:
+        p = p[min(d, len(p) - len(p.lstrip("("))):]
+    elif d < 0:
+        p = p[:len(p) - min(-d, len(p) - len(p.rstrip(")")))]
     return p.strip()
 
 
@@ -222,10 +231,15 @@ class _Checker:
             run, before, off = m.group(), text[max(0, m.start() - 12):m.start()], 0
             if "=" not in run: continue
             skip = bool(_OPWORD.search(before) or (run[0] == "-" and re.search(r"[\w)][ \t]*$", before)))
-            for sub in _SUBRUN.split(run):  # skip: "3 times 4 + 2 = 14", "x - 3 + 2 = 5"
+            # a run that stops at a variable ("5/5 = (5x)/5", not "5 = 5kg") has a partial last side: not compared
+            cut = re.match(r"[a-zA-Z](?![a-zA-Z])", text[m.end():m.end() + 2]) is not None and run[-1].isdigit()
+            subs = _SUBRUN.split(run)
+            for k, sub in enumerate(subs):  # skip: "3 times 4 + 2 = 14", "x - 3 + 2 = 5"
                 if "=" in sub:
                     parts = [_balance(re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", p.replace("$", "")).strip().rstrip("."))
                              for p in sub.split("=")]
+                    if cut and k == len(subs) - 1:
+                        parts.pop()
                     self.chain(m.start() + off, m.start() + off + len(sub.rstrip(" \t.,$")), parts, "p", skip)
                 skip, off = False, off + len(sub) + 1
 
@@ -280,6 +294,10 @@ _CONTINUOUS = re.compile(r"hour|minute|second|mile|pound|kilo|gram|lit[er]|gallo
                          r"unit|calorie|scoop|serving")
 
 
+_TURN = re.compile(r"\bHowever\b|(?i:\b(?:we|let's|let us|I) assume\b|\bassuming\b)")  # chosen on ProcessBench dev
+_SENTENCE = re.compile(r"[.!?](?=\s)|\n|$")
+
+
 def _sev(n_wrong, n):  # one slip already matters (0.4); several saturate; all wrong is 1
     return max(n_wrong / n, 1 - STEP_DECAY ** n_wrong) if n_wrong else 0.0
 
@@ -293,16 +311,17 @@ def _numbers(text):
     return [float(x.replace(",", "")) for x in _NUMBER.findall(text)] + [int(a) / int(b) for a, b in fr if int(b)]
 
 
-def _first_stated(text, pv, pred, ans_pos):
-    """(start, end) of the first place before the answer where the (wrong) final value is written:
-    a number equal to it, else the answer's own text; None if it is only in the answer itself."""
+def _first_stated(text, pv, pred, ans_pos, question):
+    """(start, end) of the first place before the answer where the (wrong) final value is stated as a
+    result ('= 30', 'is 30', 'get 30'), else where the answer's own text is; None if neither. A value the
+    question holds is a restatement there, not a result of the solution."""
     head = text[:ans_pos] if ans_pos > 0 else ""
-    if pv is not None:
+    if pv is not None and not any(_close(x, abs(pv)) for x in _numbers(question or "")):
         for m in _NUMBER.finditer(head):
-            try:
-                if _close(float(m.group().replace(",", "")), abs(pv)): return m.start(), m.end()
-            except ValueError: pass
-    k = head.find(pred) if len(pred) >= 2 else -1
+            if True:
+                if _close(float(m.group().replace(",", "")), abs(pv)):
+                    return m.start(), m.end()
+    k = head.find(pred) if len(pred) >= 2 and STATED_MODE else -1
     return (k, k + len(pred)) if k >= 0 else None
 
 
@@ -403,10 +422,14 @@ def profile(solution, reference_answer, question=None, truncated=None):
     p.absurdity = min(1.0, A_FORMAT * p.format + A_ERRORS * (arithmetic + symbolic + p.logical) / 3)
     # --- first error: the earliest evidence; failing any, a wrong answer's value where it is first stated,
     # and failing that the wrong answer's own sentence
-    if not spans and not correct and pred is not None and (w := _first_stated(text, pv, pred, ans_pos)):
+    if not spans and not correct and pred is not None and (w := _first_stated(text, pv, pred, ans_pos, question)):
         spans.append(w + ("wrong_value_first_stated",))
     if not spans and not correct and pred is not None and ans_pos >= 0:  # at the latest, the wrong answer itself
         spans.append((ans_pos, max(ans_end, ans_pos + 1), "wrong_answer"))
+    # a solution that fails and turns ('However, ...') or assumes what the problem does not say went wrong
+    # there at the latest
+    if not correct and (m := _TURN.search(text, 0, min(spans)[0] if spans else len(text))):
+        spans.append((m.start(), _SENTENCE.search(text, m.end()).end(), "turn_or_assumption"))
     fw = min(spans) if spans else None
     p.details = {"n_equations": n["a"] + n["s"], "n_wrong_equations": len(wrong), "n_arithmetic": n["a"],
                  "n_symbolic": n["s"], "first_wrong_step": text.count("\n", 0, fw[0]) if fw else None,
