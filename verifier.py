@@ -76,8 +76,6 @@ _FALSE = re.compile(r"[\s,.;]*(?:which |that |this )?(?:is |are )?(?:not true|fa
 _FUNC_NOTATION = re.compile(r"[fghpqPQ]\s*\(")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _FRACTION = re.compile(r"\\[dt]?frac\{(\d{1,9})\}\{(\d{1,9})\}|\b(\d{1,9})/(\d{1,9})\b")
-_RESULT_BEFORE = re.compile(r"(?:=|\\approx|\bis|\bare|\bget|\bgives?|\bequals?|\bto|\bof|\btotal)[\s$(\\{}\[]*\Z")  # TESTING
-STATED_MODE = True
 _PARA = re.compile(r"\n[ \t]*\n")  # a paragraph break (ProcessBench steps are joined with blank lines)
 _Eq = namedtuple("_Eq", "pos end kind ok val src vars")  # ok None: unchecked (a definition x = 5 keeps val)
 
@@ -312,16 +310,15 @@ def _numbers(text):
 
 
 def _first_stated(text, pv, pred, ans_pos, question):
-    """(start, end) of the first place before the answer where the (wrong) final value is stated as a
-    result ('= 30', 'is 30', 'get 30'), else where the answer's own text is; None if neither. A value the
-    question holds is a restatement there, not a result of the solution."""
+    """(start, end) of the first place before the answer where the (wrong) final value is written: a number
+    equal to it, unless the question holds that value (then it is a restatement), else the answer's own
+    text; None if it is only in the answer itself."""
     head = text[:ans_pos] if ans_pos > 0 else ""
     if pv is not None and not any(_close(x, abs(pv)) for x in _numbers(question or "")):
         for m in _NUMBER.finditer(head):
-            if True:
-                if _close(float(m.group().replace(",", "")), abs(pv)):
-                    return m.start(), m.end()
-    k = head.find(pred) if len(pred) >= 2 and STATED_MODE else -1
+            if _close(float(m.group().replace(",", "")), abs(pv)):
+                return m.start(), m.end()
+    k = head.find(pred) if len(pred) >= 2 else -1
     return (k, k + len(pred)) if k >= 0 else None
 
 
