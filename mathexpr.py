@@ -30,6 +30,7 @@ MAX_SYMPY_CALLS = 3     # sympy calls per Budget
 MAX_SYMPY_NODES = 40    # AST nodes handed to sympy (polynomial arithmetic on trees this small: milliseconds)
 SYMPY_MIN_LEFT = 0.25   # seconds: sympy is called only with at least this much of the deadline left
 MAX_POLY_DEGREE = 12    # polynomial identities: total degree bound (also bounds sympy's expand)
+MAX_POLY_TERMS = 2_000  # terms of one expanded polynomial (wrong_identity's exact arithmetic)
 
 
 class Undecided(Exception): pass  # unparseable, too big or out of time: the caller skips it
@@ -71,7 +72,14 @@ _LATEX_FIX = [(re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)"), r"\\frac{\1}{\2}"),  # 
                lambda m: f"({m[1]}+\\frac{{{m[2]}}}{{{m[3]}}})" if int(m[2]) < int(m[3]) else m[0]),
               (re.compile(r"(?<!\\)\b(sqrt|pi|sin|cos|tan|log|ln)\b"), r"\\\1")]     # plain-text names
 _UNI = str.maketrans({"×": "*", "÷": "/", "·": "*", "−": "-", "–": "-", "π": r" \pi ", "√": r"\sqrt "})
+_BARE_NAMES = ("sqrt", "pi", "sin", "cos", "tan", "log", "ln")  # _LATEX_FIX[5] adds their backslash
+
+
+def to_ascii(s):
+    """s with the Unicode operators of _UNI spelled out; the substring tests first (translate is slow)."""
+    return s.translate(_UNI) if any(c in s for c in "×÷·−–π√") else s
 _TWO = ("n", Fraction(2), 0)
+_PLAIN_NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
 
 
 class _Parser:
@@ -81,21 +89,20 @@ class _Parser:
     ('binom', n, k), ('f', name, a)."""
 
     def __init__(self, toks, rad=False):
-        self.t, self.i, self.depth, self.trig = toks, 0, 0, int(rad)
-
-    def peek(self):
-        return self.t[self.i] if self.i < len(self.t) else None
+        self.t, self.i, self.depth, self.trig = toks + [None], 0, 0, int(rad)  # None ends the tokens
 
     def next(self, want=None):
-        if self.i >= len(self.t) or (want is not None and self.t[self.i] != want): raise Undecided
+        t = self.t[self.i]
+        if t is None or (want is not None and t != want):
+            raise Undecided
         self.i += 1
-        return self.t[self.i - 1]
+        return t
 
     def expr(self):
         self.depth += 1
         if self.depth > MAX_DEPTH: raise Undecided
         node = self.term()
-        while (t := self.peek()) in ("+", "-"):
+        while (t := self.t[self.i]) in ("+", "-"):
             self.i += 1
             node = (t, node, self.term())
         self.depth -= 1
@@ -104,7 +111,7 @@ class _Parser:
     def term(self):
         node = self.unary()
         while True:
-            t = self.peek()
+            t = self.t[self.i]
             if t in ("*", r"\cdot", r"\times"): self.i += 1; node = ("*", node, self.unary())
             elif t in ("/", r"\div"): self.i += 1; node = ("/", node, self.unary())
             elif t is not None and (t in _ATOM_START or (len(t) == 1 and t.isalpha())):
@@ -112,7 +119,7 @@ class _Parser:
             else: return node
 
     def unary(self):
-        t = self.peek()
+        t = self.t[self.i]
         if t in ("-", "+"):
             self.i += 1
             return ("neg", self.unary()) if t == "-" else self.unary()
@@ -120,7 +127,7 @@ class _Parser:
 
     def power(self):
         base = self.postfix()
-        if self.peek() != "^": return base
+        if self.t[self.i] != "^": return base
         self.i += 1
         # degrees are a unit (90^\circ - 60^\circ = 30) except inside trig arguments (\sin 30^\circ = 1/2)
         for pat in ([r"\circ"], ["{", r"\circ", "}"]):
@@ -130,23 +137,23 @@ class _Parser:
         return ("^", base, self.exponent())
 
     def exponent(self):  # right-associative: 2^3^2 = 2^9
-        t = self.peek()
+        t = self.t[self.i]
         if t in ("-", "+"):
             self.i += 1
             return ("neg", self.exponent()) if t == "-" else self.exponent()
         e = self.postfix()
-        return ("^", e, self.exponent()) if self.peek() == "^" and self.next() else e
+        return ("^", e, self.exponent()) if self.t[self.i] == "^" and self.next() else e
 
     def postfix(self):
         node = self.atom()
-        while (t := self.peek()) in ("!", "%", r"\%"):
+        while (t := self.t[self.i]) in ("!", "%", r"\%"):
             self.i += 1
-            if t == "!" and self.peek() == "!": raise Undecided  # double factorial: unsupported
+            if t == "!" and self.t[self.i] == "!": raise Undecided  # double factorial: unsupported
             node = ("!" if t == "!" else "%", node)
         return node
 
     def group(self):  # a LaTeX argument: {expr} or one atom
-        if self.peek() != "{": return self.atom()
+        if self.t[self.i] != "{": return self.atom()
         self.i += 1
         e = self.expr()
         self.next("}")
@@ -159,7 +166,7 @@ class _Parser:
             d = len(t) - t.index(".") - 1 if "." in t else 0
             return ("n", Fraction(int(t.replace(".", "")), 10 ** d), d)
         if t.isalpha():
-            if self.peek() != "_": return ("v", t)
+            if self.t[self.i] != "_": return ("v", t)
             self.i += 1  # subscripted variable: a_1, x_{n+1}
             s = self.next()
             if s == "{":
@@ -175,7 +182,7 @@ class _Parser:
         if t == r"\binom": return ("binom", self.group(), self.group())
         if t == r"\sqrt":
             k = _TWO
-            if self.peek() == "[": self.i += 1; k = self.expr(); self.next("]")
+            if self.t[self.i] == "[": self.i += 1; k = self.expr(); self.next("]")
             return ("root", self.group(), k)
         if t in (r"\pi", r"\infty"): return ("c", t[1:3])
         if t in (r"\lfloor", r"\lceil"):
@@ -184,14 +191,14 @@ class _Parser:
             return ("f", t[2:], e)
         if t[1:] not in _FUNCS: raise Undecided
         name, base, p = t[1:], None, None
-        if name == "log" and self.peek() == "_": self.i += 1; base = self.group()
-        if self.peek() == "^": self.i += 1; p = self.exponent()  # \sin^2 x
+        if name == "log" and self.t[self.i] == "_": self.i += 1; base = self.group()
+        if self.t[self.i] == "^": self.i += 1; p = self.exponent()  # \sin^2 x
         if p == ("neg", ("n", 1, 0)) and name in ("sin", "cos", "tan"): name, p = "arc" + name, None
         self.trig += 1
-        if self.peek() == "(": arg = self.atom()
+        if self.t[self.i] == "(": arg = self.atom()
         else:  # \sin 2x is sin(2x)
             arg = self.power()
-            while (u := self.peek()) is not None and len(u) == 1 and u.isalpha(): arg = ("*", arg, self.power())
+            while (u := self.t[self.i]) is not None and len(u) == 1 and u.isalpha(): arg = ("*", arg, self.power())
         self.trig -= 1
         node = ("f", name, arg) if base is None else ("/", ("f", "ln", arg), ("f", "ln", base))
         return node if p is None else ("^", node, p)
@@ -201,10 +208,18 @@ class _Parser:
 def parse(s, rad=False):
     """String -> AST, or None if it is not a supported expression. rad: every x^\\circ in radians."""
     if len(s) > MAX_ANSWER * 4: return None
-    s = s.translate(_UNI)
+    s = to_ascii(s)
+    if _PLAIN_NUMBER.fullmatch(s) and len(s) <= MAX_DIGITS:  # most equation sides: what atom() would build
+        d = len(s) - s.index(".") - 1 if "." in s else 0
+        return ("n", Fraction(int(s.replace(".", "")), 10 ** d), d)
+    if len(s) == 1 and s.isalpha():  # a variable
+        return ("v", s)
     if "\\" in s or "sqrt" in s or "pi" in s:
         for k, (rx, rep) in enumerate(_LATEX_FIX):
-            if k < 5 and ("frac" if k != 3 else "sqrt") not in s: continue  # cheap guard: most text has neither
+            if k < 5 and ("frac" if k != 3 else "sqrt") not in s:  # cheap guards: most text has none of them
+                continue
+            if k == 5 and not any(w in s for w in _BARE_NAMES):
+                continue
             s = rx.sub(rep, s)
     toks = [t for t in _TOKEN.findall(s) if t not in _NOISE]
     if not toks or len(toks) > MAX_TOKENS: return None
@@ -281,7 +296,7 @@ _CFUN = {"sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "log": cmath.log,
 def approx(n, env):
     """Complex float value at a variable assignment: the fast path for sqrt / pi / trig / variables."""
     op = n[0]
-    if op == "n": return complex(n[1])
+    if op == "n": return complex(n[1].numerator / n[1].denominator)  # int / int: correctly rounded, fast
     if op == "v": return env[n[1]]
     if op == "c": return complex(math.pi if n[1] == "pi" else math.inf)
     if op in _BIN: return _BIN[op](approx(n[1], env), approx(n[2], env))
@@ -300,11 +315,14 @@ def approx(n, env):
 
 
 def free_vars(n, acc=None):
+    """The variable names of an AST (a set)."""
     acc = set() if acc is None else acc
-    if n[0] == "v": acc.add(n[1])
+    if n[0] == "v":
+        acc.add(n[1])
     elif n[0] not in ("n", "c"):
         for x in n[1:]:
-            if isinstance(x, tuple): free_vars(x, acc)
+            if isinstance(x, tuple):
+                free_vars(x, acc)
     return acc
 
 
@@ -415,15 +433,65 @@ def wrong_identity(a, b, budget):
     """Same variables on both sides, and they differ. Flag only a botched expansion/factorisation: a
     factored side = an expanded sum, polynomials whose leading terms agree (deg(a - b) < max degree),
     e.g. (x+1)^2 = x^2+1. Equations being solved (2x+3 = 5x-6, x^2 = 4x, x^2+2 = x^2+4x+4) are not
-    flagged, nor ones whose variable profile() sees solved for later."""
+    flagged, nor ones whose variable profile() sees solved for later. Exact polynomial arithmetic here
+    (no sympy), on trees of at most MAX_SYMPY_NODES nodes."""
     da, db = _deg(a), _deg(b)
     if da is None or db is None or max(da, db) > MAX_POLY_DEGREE or len(free_vars(a)) > 4: return None
     if not ((_is_factored(a) and b[0] in "+-") or (_is_factored(b) and a[0] in "+-")): return None
-    def f(sp):
-        syms = [sp.Symbol(s) for s in sorted(free_vars(a))]
-        pa, pb = sp.Poly(_to_sympy(a, sp), *syms), sp.Poly(_to_sympy(b, sp), *syms)
-        d = pa - pb
-        return False if d.is_zero else d.total_degree() < max(pa.total_degree(), pb.total_degree())
-    return _sympy_call(f, budget, a, b)
+    if _size(a) + _size(b) > MAX_SYMPY_NODES or (budget is not None and budget.expired()): return None
+    names = sorted(free_vars(a) | free_vars(b))
+    try:
+        pa, pb = _poly(a, names, budget), _poly(b, names, budget)
+    except (Undecided, Inexact, ZeroDivisionError):
+        return None
+    d = _poly_add(pa, pb, -1)
+    return False if not d else _degree(d) < max(_degree(pa), _degree(pb))
+
+
+def _degree(p):  # total degree of a polynomial {exponents: coefficient}; -1 for zero
+    return max((sum(k) for k in p), default=-1)
+
+
+def _poly_add(p, q, sign=1):
+    out = dict(p)
+    for k, v in q.items():
+        out[k] = out.get(k, 0) + sign * v
+    return {k: v for k, v in out.items() if v}
+
+
+def _poly_mul(p, q):
+    out = {}
+    for k1, v1 in p.items():
+        for k2, v2 in q.items():
+            k = tuple(x + y for x, y in zip(k1, k2))
+            out[k] = out.get(k, 0) + v1 * v2
+    if len(out) > MAX_POLY_TERMS: raise Undecided
+    return {k: v for k, v in out.items() if v}
+
+
+def _poly(n, names, budget):
+    """A polynomial AST (one _deg accepts) expanded: {exponent tuple over names: Fraction}, exact."""
+    if not free_vars(n):
+        v = exact(n, 100, budget)
+        return {(0,) * len(names): v} if v else {}
+    op = n[0]
+    if op == "v":
+        return {tuple(int(x == n[1]) for x in names): Fraction(1)}
+    if op in ("neg", "%"):
+        c = -1 if op == "neg" else Fraction(1, 100)
+        return {k: c * v for k, v in _poly(n[1], names, budget).items()}
+    if op in ("+", "-"):
+        return _poly_add(_poly(n[1], names, budget), _poly(n[2], names, budget), 1 if op == "+" else -1)
+    if op == "*":
+        return _poly_mul(_poly(n[1], names, budget), _poly(n[2], names, budget))
+    if op == "/":  # _deg: only by a constant
+        c = exact(n[2], 100, budget)
+        return {k: v / c for k, v in _poly(n[1], names, budget).items()}
+    if op == "^":
+        base, out = _poly(n[1], names, budget), {(0,) * len(names): Fraction(1)}
+        for _ in range(int(n[2][1])):
+            out = _poly_mul(out, base)
+        return out
+    raise Undecided
 
 

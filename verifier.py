@@ -18,7 +18,7 @@ from collections import namedtuple
 from dataclasses import dataclass, field, asdict
 from fractions import Fraction
 
-from mathexpr import (_UNI, Budget, Inexact, Undecided, approx, exact, free_vars, parse, same,
+from mathexpr import (to_ascii, Budget, Inexact, Undecided, approx, exact, free_vars, parse, same,
                       sympy_same, wrong_identity)
 from answers import (_REPL, _SPACING, _LR, _brace, answer_value, answers_match, canon, compact, decimals, extract,
                      extract_answer, form_ok)
@@ -45,15 +45,15 @@ PROFILE_SECONDS = 0.5     # deadline of one profile(): the answer check first, t
 
 # ----------------------------------------------------------------------------- step checks
 _NOTE = re.compile(r"<<([^<>=\n]{1,300})=([^<>\n]{1,80})>>")
-_TIMES = re.compile(r"(?<=[\d)])[ \t]*[xX×][ \t]*(?=[\d($])")
+_TIMES = re.compile(r"([\d)])([ \t]*[xX×][ \t]*)(?=[\d($])")  # a digit first: the regex engine skips fast to one
 _RUN = re.compile(r"[\d$(.\-][\d \t.,$%+\-*/()^=]*")
 _SUBRUN = re.compile(r",[ \t]+|;|\.[ \t]+|\.$")
 _OPWORD = re.compile(r"\b(?:of|times|by|plus|minus|over|per|and|than|half|twice|double|triple|x)[ \t]*$|[\w^/_.]$"
-                     r"|[-+*/^×][ \t]*\$?$", re.I)  # text before an equation that makes its left side partial
+                     r"|[-+*/^×][ \t]*\$?$")  # text before an equation that makes its left side partial (lower case)
 _LATEX_MODE = re.compile(r"\\[a-zA-Z]{2,}|\\\(|\\\[|\$[a-zA-Z\\]")
 _MATH_OPEN = re.compile(r"\$\$|\$|\\\[|\\\(|\\begin\{(align|equation|eqnarray|gather)\*?\}")
 # a unit word between a number and an operator or '=' ("2 bags + 4 bags = 6 bags", "$3/pound x 4 pounds")
-_UNIT_GAP = re.compile(r"(?<=\d)(?:[ \t]*/[ \t]*[a-zA-Z]{2,}|[ \t]+(?!x[ \t])[a-zA-Z]{2,}(?:[ \t]+[a-zA-Z]{2,}){0,2})"
+_UNIT_GAP = re.compile(r"(\d)([ \t]*/[ \t]*[a-zA-Z]{2,}|[ \t]+(?!x[ \t])[a-zA-Z]{2,}(?:[ \t]+[a-zA-Z]{2,}){0,2})"
                        r"(?=[ \t]*(?:[-+*/×=]|x[ \t]))")
 # a unit after a number in LaTeX math, before an operator / '=' / the end: "14 \text{ hours} + 20 \text{ hours}"
 # (not inside a fraction: "\frac{8 \text{ in}}{1 \text{ ft}} = 1" is a conversion, left unchecked)
@@ -70,12 +70,14 @@ _REL = re.compile(r"(=|\\approx|\\neq?|\\leq?|\\geq?|\\lt|\\gt|<|>|\\equiv|\\sim
 _ALIGN = [(re.compile(r"\\\\\s*&?\s*="), "="),                           # "\\ &= ..." continues the chain
           (re.compile(r"\\\\\s*&?\s*(?:\\q?quad\s*)?(?=[-+])"), " "),  # "\\ &+ ..." continues the expression
           (re.compile(r"([\^_])(\d)(?=\d)"), r"\1{\2}"), ("&", " ")]   # LaTeX 3^25^2 is 3^2 5^2
-_MOD = re.compile(r"\\[pb]?mod|\\equiv|modulo|remainder|\bmod\b|\bbase\b", re.I)
+_MOD = re.compile(r"\\[pb]?mod|\\equiv|modulo|remainder|\bmod\b|\bbase\b")  # searched in lower case
 _FALSE = re.compile(r"[\s,.;]*(?:which |that |this )?(?:is |are )?(?:not true|false|impossible|a contradiction|"
-                    r"extraneous|not possible|invalid|not valid)", re.I)
+                    r"extraneous|not possible|invalid|not valid)")  # matched in lower case
 _FUNC_NOTATION = re.compile(r"[fghpqPQ]\s*\(")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _FRACTION = re.compile(r"\\[dt]?frac\{(\d{1,9})\}\{(\d{1,9})\}|\b(\d{1,9})/(\d{1,9})\b")
+_KEY_NOISE = re.compile(r"[\s$,]")
+_COMMA_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _PARA = re.compile(r"\n[ \t]*\n")  # a paragraph break (ProcessBench steps are joined with blank lines)
 _Eq = namedtuple("_Eq", "pos end kind ok val src vars")  # ok None: unchecked (a definition x = 5 keeps val)
 
@@ -156,14 +158,15 @@ class _Checker:
     def chain(self, pos, end, parts, kind, skip_first=False):
         if len(self.eqs) >= MAX_EQUATIONS or self.budget.expired(): return  # out of budget: undecided
         nodes = [None if not p or r"\text" in p or r"\mbox" in p else parse(p) for p in parts]
+        names = [None if n is None else frozenset(free_vars(n)) for n in nodes]  # once per side
         for i in range(skip_first, len(parts) - 1):
             a, b, sa, sb = nodes[i], nodes[i + 1], parts[i], parts[i + 1]
             if a is None or b is None: continue
-            key = (kind == "s", re.sub(r"[\s$,]", "", sa + "=" + sb))
+            key = (kind == "s", _KEY_NOISE.sub("", sa + "=" + sb))
             if key in self.seen:  # notes are restated in the text: check once; definitions may recur
                 if self.seen[key].ok is None: self.eqs.append(self.seen[key]._replace(pos=pos, end=end))
                 continue
-            if kind == "s": ok, val = self.symbolic(a, b, sa, sb)
+            if kind == "s": ok, val = self.symbolic(a, b, sa, sb, names[i], names[i + 1])
             elif i == 0 and kind == "p" and (a[0] not in "+-*/^" or sa[0] in "+*/^"):
                 continue  # "half of 10 = 5": a bare left side is not the whole expression
             else:
@@ -175,7 +178,7 @@ class _Checker:
                     ok = True if _first_literal(b) == exact(a, 100, self.budget) else ok
                 except Exception: pass
             self.seen[key] = eq = _Eq(pos, end, "s" if kind == "s" else "a", ok, val, (sa + " = " + sb)[:120],
-                                      frozenset(free_vars(a)))
+                                      names[i])
             if ok is not None or val is not None: self.eqs.append(eq)
 
     def arith(self, lhs, rhs, src):
@@ -189,8 +192,7 @@ class _Checker:
         except (Undecided, Inexact, ZeroDivisionError, OverflowError, ValueError):
             return None
 
-    def symbolic(self, a, b, sa, sb):
-        va, vb = free_vars(a), free_vars(b)
+    def symbolic(self, a, b, sa, sb, va, vb):
         val = None if vb else answer_value(sb)[0]  # degrees stay degrees: compared with answers
         if va != vb or (va and (sa in va or sb in va)) or (self.star and "*" in sa + sb):
             return None, val  # x = 5, y = 2x + 1, f(2) = 7, a custom a * b: unchecked
@@ -223,18 +225,18 @@ class _Checker:
 
     def plain(self, text):
         """Plain-text chains 'a op b = c [= d]': x, ×, ÷, $, %, thousands commas, units after c."""
-        text = _TIMES.sub(lambda m: "*".center(len(m.group())), text.translate(_UNI))
-        text = _UNIT_GAP.sub(lambda m: " " * len(m.group()), text)  # "$194/meter × 490 meters = $94,860"
+        text = _TIMES.sub(lambda m: m[1] + "*".center(len(m[2])), to_ascii(text))
+        text = _UNIT_GAP.sub(lambda m: m[1] + " " * len(m[2]), text)  # "$194/meter × 490 meters = $94,860"
         for m in _RUN.finditer(text):
             run, before, off = m.group(), text[max(0, m.start() - 12):m.start()], 0
             if "=" not in run: continue
-            skip = bool(_OPWORD.search(before) or (run[0] == "-" and re.search(r"[\w)][ \t]*$", before)))
+            skip = bool(_OPWORD.search(before.lower()) or (run[0] == "-" and re.search(r"[\w)][ \t]*$", before)))
             # a run that stops at a variable ("5/5 = (5x)/5", not "5 = 5kg") has a partial last side: not compared
             cut = re.match(r"[a-zA-Z](?![a-zA-Z])", text[m.end():m.end() + 2]) is not None and run[-1].isdigit()
             subs = _SUBRUN.split(run)
             for k, sub in enumerate(subs):  # skip: "3 times 4 + 2 = 14", "x - 3 + 2 = 5"
                 if "=" in sub:
-                    parts = [_balance(re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", p.replace("$", "")).strip().rstrip("."))
+                    parts = [_balance(_COMMA_THOUSANDS.sub("", p.replace("$", "")).strip().rstrip("."))
                              for p in sub.split("=")]
                     if cut and k == len(subs) - 1:
                         parts.pop()
@@ -243,17 +245,22 @@ class _Checker:
 
     def latex(self, text):
         """Equalities in $..$, $$..$$, \\[..\\], \\(..\\), align; returns the text with the math blanked."""
-        self.mod = bool(_MOD.search(self.text))  # modular / base-b work: integer "mismatches" are intended
+        low = self.text.lower()  # the substring tests first: the regex scans slowly (no literal prefix)
+        self.mod = any(w in low for w in ("mod", "equiv", "remainder", "base")) and bool(_MOD.search(low))  # modular / base-b work: integer "mismatches" are intended
         out, last = [], 0
         for start, end, body in _blocks(text, _MATH_OPEN):
             out += [text[last:start], "_" * (end - start)]  # '_' ends plain-text runs: no "3 + $x$ + 4 = 7" holes
             last = end
-            if len(body) > 5000 or "=" not in body or _FALSE.match(text, end): continue  # "..., which is false"
-            body = _SPACING.sub(lambda m: "," if m.group()[0] == "," else " ", _LR.sub("", _unbox(body)))
-            body = _drop_units(body)  # "14 \text{ hours} + 20 \text{ hours} = 34 \text{ hours}"
-            for a, b in _REPL[:4] + _ALIGN:  # _REPL[:4]: \dfrac, \tfrac, ~, {,}
-                body = body.replace(a, b) if isinstance(a, str) else a.sub(b, body)
-            skip = bool(_OPWORD.search(text[max(0, start - 12):start]))  # "$(3)$ x $(5) = 64$"
+            if len(body) > 5000 or "=" not in body or _FALSE.match(text[end:end + 60].lower()): continue  # "..., which is false"
+            if "\\" in body:  # LaTeX commands: spacing, \left, \boxed, units, \dfrac, aligned rows
+                body = _SPACING.sub(lambda m: "," if m.group()[0] == "," else " ", _LR.sub("", _unbox(body)))
+                body = _drop_units(body)  # "14 \text{ hours} + 20 \text{ hours} = 34 \text{ hours}"
+                for a, b in _REPL[:4] + _ALIGN:  # _REPL[:4]: \dfrac, \tfrac, ~, {,}
+                    body = body.replace(a, b) if isinstance(a, str) else a.sub(b, body)
+            else:
+                body = body.replace("~", " ").replace("&", " ")
+                body = _ALIGN[2][0].sub(_ALIGN[2][1], body) if "^" in body or "_" in body else body
+            skip = bool(_OPWORD.search(text[max(0, start - 12):start].lower()))  # "$(3)$ x $(5) = 64$"
             for chunk in _CHUNK.split(body):
                 bits = _REL.split(chunk) if "=" in chunk and len(chunk) <= 600 else [chunk]
                 parts, rels, i = bits[0::2], bits[1::2], 0
@@ -425,7 +432,8 @@ def profile(solution, reference_answer, question=None, truncated=None):
         spans.append((ans_pos, max(ans_end, ans_pos + 1), "wrong_answer"))
     # a solution that fails and turns ('However, ...') or assumes what the problem does not say went wrong
     # there at the latest
-    if not correct and (m := _TURN.search(text, 0, min(spans)[0] if spans else len(text))):
+    turns = not correct and ("However" in text or "ssum" in text)  # the cheap test first
+    if turns and (m := _TURN.search(text, 0, min(spans)[0] if spans else len(text))):
         spans.append((m.start(), _SENTENCE.search(text, m.end()).end(), "turn_or_assumption"))
     fw = min(spans) if spans else None
     p.details = {"n_equations": n["a"] + n["s"], "n_wrong_equations": len(wrong), "n_arithmetic": n["a"],
