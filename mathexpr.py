@@ -163,7 +163,9 @@ class _Parser:
         t = self.next()
         if t[0].isdigit() or t[0] == ".":
             if len(t) > MAX_DIGITS: raise Undecided
-            d = len(t) - t.index(".") - 1 if "." in t else 0
+            if "." not in t:
+                return ("n", Fraction(int(t)), 0)  # Fraction(int): its fast path, no gcd
+            d = len(t) - t.index(".") - 1
             return ("n", Fraction(int(t.replace(".", "")), 10 ** d), d)
         if t.isalpha():
             if self.t[self.i] != "_": return ("v", t)
@@ -210,7 +212,9 @@ def parse(s, rad=False):
     if len(s) > MAX_ANSWER * 4: return None
     s = to_ascii(s)
     if _PLAIN_NUMBER.fullmatch(s) and len(s) <= MAX_DIGITS:  # most equation sides: what atom() would build
-        d = len(s) - s.index(".") - 1 if "." in s else 0
+        if "." not in s:
+            return ("n", Fraction(int(s)), 0)
+        d = len(s) - s.index(".") - 1
         return ("n", Fraction(int(s.replace(".", "")), 10 ** d), d)
     if len(s) == 1 and s.isalpha():  # a variable
         return ("v", s)

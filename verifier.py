@@ -347,8 +347,7 @@ def _repetition(text):
     lines = [l.strip() for l in text.splitlines() if len(l.strip()) >= 10]
     rep = 1 - len(set(lines)) / len(lines) if len(lines) >= 4 else 0.0
     if len(w := text.split()) >= 40:
-        grams = list(zip(w, w[1:], w[2:], w[3:]))
-        rep = max(rep, 1 - len(set(grams)) / len(grams))
+        rep = max(rep, 1 - len(set(zip(w, w[1:], w[2:], w[3:]))) / (len(w) - 3))  # repeated 4-grams
     return min(1.0, max(0.0, (rep - REP_FREE) / (REP_FULL - REP_FREE)))
 
 
