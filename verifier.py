@@ -90,7 +90,8 @@ def _blocks(text, opener):
         close = _CLOSE.get(m.group()) or r"\end{" + m.group(1)
         if close == "$":  # TeX's rule against money: "$5 and $7" is prose, "$5 + 7 = 12$" is math
             if m.end() == len(text) or text[m.end()].isspace():
-                i = m.end(); continue
+                i = m.end()
+                continue
             c = None if close in dead else _DOLLAR_CLOSE.search(text, m.end())
             j = c.start() if c else -1
             if j > 0 and _PROSE.search(text, m.end(), j):  # "$3.5 each. Then the total ... = $": money in prose
@@ -99,7 +100,9 @@ def _blocks(text, opener):
         else:
             j = -1 if close in dead else text.find(close, m.end())
         if j < 0:
-            dead.add(close); i = m.end(); continue
+            dead.add(close)
+            i = m.end()
+            continue
         i = j + len(close) if close in _CLOSE.values() else text.find("}", j) + 1
         out.append((m.start(), i, text[m.end():j]))
     return out
@@ -114,7 +117,8 @@ def _drop_units(body):
     """Drop unit texts after numbers when the math block uses one unit throughout; different units
     ("1 \text{ ft} = 12 \text{ in}") are a conversion, not an equality of numbers: kept (unchecked)."""
     units = _TEXT_UNIT.findall(body)
-    if not units or len({_unit_key(u) for u in units}) > 1: return body
+    if not units or len({_unit_key(u) for u in units}) > 1:
+        return body
     return _TEXT_UNIT.sub(" ", body)
 
 
@@ -136,13 +140,15 @@ def _unbox(s):
     for _ in range(5):
         i = s.find(r"\boxed")
         j = s.find("{", i)
-        if i < 0 or j < 0 or s[i + 6:j].strip() or (inner := _brace(s, j)) is None: break
+        if i < 0 or j < 0 or s[i + 6:j].strip() or (inner := _brace(s, j)) is None:
+            break
         s = s[:i] + inner + s[j + len(inner) + 2:]
     return s
 
 
 def _first_literal(n):
-    while n[0] not in ("n", "v", "c") and isinstance(n[1], tuple): n = n[1]
+    while n[0] not in ("n", "v", "c") and isinstance(n[1], tuple):
+        n = n[1]
     return n[1] if n[0] == "n" else None
 
 
@@ -156,30 +162,38 @@ class _Checker:
         self.mod = False
 
     def chain(self, pos, end, parts, kind, skip_first=False):
-        if len(self.eqs) >= MAX_EQUATIONS or self.budget.expired(): return  # out of budget: undecided
+        if len(self.eqs) >= MAX_EQUATIONS or self.budget.expired():
+            return  # out of budget: undecided
         nodes = [None if not p or r"\text" in p or r"\mbox" in p else parse(p) for p in parts]
         names = [None if n is None else frozenset(free_vars(n)) for n in nodes]  # once per side
         for i in range(skip_first, len(parts) - 1):
             a, b, sa, sb = nodes[i], nodes[i + 1], parts[i], parts[i + 1]
-            if a is None or b is None: continue
+            if a is None or b is None:
+                continue
             key = (kind == "s", _KEY_NOISE.sub("", sa + "=" + sb))
             if key in self.seen:  # notes are restated in the text: check once; definitions may recur
-                if self.seen[key].ok is None: self.eqs.append(self.seen[key]._replace(pos=pos, end=end))
+                if self.seen[key].ok is None:
+                    self.eqs.append(self.seen[key]._replace(pos=pos, end=end))
                 continue
-            if kind == "s": ok, val = self.symbolic(a, b, sa, sb, names[i], names[i + 1])
+            if kind == "s":
+                ok, val = self.symbolic(a, b, sa, sb, names[i], names[i + 1])
             elif i == 0 and kind == "p" and (a[0] not in "+-*/^" or sa[0] in "+*/^"):
                 continue  # "half of 10 = 5": a bare left side is not the whole expression
             else:
                 ok, val = self.arith(a, b, sa + "=" + sb), None
-                try: val = float(exact(b, 100, self.budget))
-                except Exception: pass
+                try:
+                    val = float(exact(b, 100, self.budget))
+                except Exception:
+                    pass
             if ok is False and i + 2 < len(parts):
                 try:  # running-total notation "3 * 4 = 12 * 2 = 24" is sloppy, not wrong
                     ok = True if _first_literal(b) == exact(a, 100, self.budget) else ok
-                except Exception: pass
+                except Exception:
+                    pass
             self.seen[key] = eq = _Eq(pos, end, "s" if kind == "s" else "a", ok, val, (sa + " = " + sb)[:120],
                                       names[i])
-            if ok is not None or val is not None: self.eqs.append(eq)
+            if ok is not None or val is not None:
+                self.eqs.append(eq)
 
     def arith(self, lhs, rhs, src):
         try:
@@ -198,7 +212,8 @@ class _Checker:
             return None, val  # x = 5, y = 2x + 1, f(2) = 7, a custom a * b: unchecked
         d = [decimals(x) for x in (sa, sb)]
         r = same(a, b, Fraction(49, 100 * 10 ** min(x for x in d if x)) if any(d) else 0)  # \sqrt2 = 1.414
-        if r is None: r = sympy_same(a, b, self.budget)
+        if r is None:
+            r = sympy_same(a, b, self.budget)
         if r is False and r"\circ" in sa + sb:  # \arcsin(\sin 6^\circ) = 6^\circ, or a unit conversion
             r = True if same(parse(sa, True) or a, parse(sb, True) or b) else \
                 (None if (r"\circ" in sa) != (r"\circ" in sb) else False)
@@ -212,7 +227,8 @@ class _Checker:
                         or _close(x, 100 * y) or _close(100 * x, y)                 # 0.65 = 65 (%)
                         or (self.mod and x == round(x.real) and y == round(y.real))):  # 2^{10} = 4 (mod 5)
                     r = None
-            except Exception: r = None
+            except Exception:
+                r = None
         if r is False and va and (_FUNC_NOTATION.search(sa + sb) or wrong_identity(a, b, self.budget) is not True):
             r = None
         return r, val
@@ -229,7 +245,8 @@ class _Checker:
         text = _UNIT_GAP.sub(lambda m: m[1] + " " * len(m[2]), text)  # "$194/meter × 490 meters = $94,860"
         for m in _RUN.finditer(text):
             run, before, off = m.group(), text[max(0, m.start() - 12):m.start()], 0
-            if "=" not in run: continue
+            if "=" not in run:
+                continue
             skip = bool(_OPWORD.search(before.lower()) or (run[0] == "-" and re.search(r"[\w)][ \t]*$", before)))
             # a run that stops at a variable ("5/5 = (5x)/5", not "5 = 5kg") has a partial last side: not compared
             cut = re.match(r"[a-zA-Z](?![a-zA-Z])", text[m.end():m.end() + 2]) is not None and run[-1].isdigit()
@@ -251,7 +268,8 @@ class _Checker:
         for start, end, body in _blocks(text, _MATH_OPEN):
             out += [text[last:start], "_" * (end - start)]  # '_' ends plain-text runs: no "3 + $x$ + 4 = 7" holes
             last = end
-            if len(body) > 5000 or "=" not in body or _FALSE.match(text[end:end + 60].lower()): continue  # "..., which is false"
+            if len(body) > 5000 or "=" not in body or _FALSE.match(text[end:end + 60].lower()):
+                continue  # "..., which is false"
             if "\\" in body:  # LaTeX commands: spacing, \left, \boxed, units, \dfrac, aligned rows
                 body = _SPACING.sub(lambda m: "," if m.group()[0] == "," else " ", _LR.sub("", _unbox(body)))
                 body = _drop_units(body)  # "14 \text{ hours} + 20 \text{ hours} = 34 \text{ hours}"
@@ -266,9 +284,11 @@ class _Checker:
                 parts, rels, i = bits[0::2], bits[1::2], 0
                 while i < len(rels):  # maximal runs of '=' form a chain
                     j = i
-                    while j < len(rels) and rels[j] == "=": j += 1
-                    if j > i: self.chain(start, end, [p.strip().rstrip(".,").strip() for p in parts[i:j + 1]],
-                                         "s", skip and i == 0)
+                    while j < len(rels) and rels[j] == "=":
+                        j += 1
+                    if j > i:
+                        self.chain(start, end, [p.strip().rstrip(".,").strip() for p in parts[i:j + 1]],
+                                   "s", skip and i == 0)
                     i = j + 1
                 skip = False
         return "".join(out) + text[last:]
@@ -363,7 +383,8 @@ def profile(solution, reference_answer, question=None, truncated=None):
     text, reasons = solution[:MAX_TEXT], []
     # --- steps: <<notes>> and plain text -> arithmetic; LaTeX math -> symbolic. [asy] drawings are code.
     t = text
-    for a, b, _ in _blocks(text, _ASY_OPEN) if "[asy]" in text else []: t = t[:a] + " " * (b - a) + t[b:]
+    for a, b, _ in _blocks(text, _ASY_OPEN) if "[asy]" in text else []:
+        t = t[:a] + " " * (b - a) + t[b:]
     rep, chk = _repetition(t), _Checker(text, question, budget)
     t = chk.notes(t)
     chk.plain(chk.latex(t.replace(r"\$", "  ")) if _LATEX_MODE.search(t) else t)
@@ -401,23 +422,32 @@ def profile(solution, reference_answer, question=None, truncated=None):
             between = text[last.end if last.kind == "a" else last.pos:max(ans_pos, last.end)]
             if not (any(_close(pv, x * s) for x in [last.val] + _numbers(between) for s in scales)
                     or compact(canon(pred)) in compact(between)):
-                logical += LOGIC_LAST; reasons.append("final_not_last_result")
+                logical += LOGIC_LAST
+                reasons.append("final_not_last_result")
                 spans.append((max(ans_pos, 0), max(ans_end, ans_pos, 0), "final_not_last_result"))
         if re.fullmatch(r"-?\$?\d[\d,]*(\.\d+)?%?", canon(pred)) and not (0 <= pv <= 10 and pv == int(pv)):
             seen = {round(abs(x), 6) for x in _numbers((question or "") + " " + text[:max(ans_pos, 0)])}
             seen |= {round(abs(e.val), 6) for e in vals}
             if not any(round(abs(pv) * s, 6) in seen for s in scales):
-                logical += LOGIC_UNSUPPORTED; reasons.append("final_number_unsupported")
+                logical += LOGIC_UNSUPPORTED
+                reasons.append("final_number_unsupported")
     # --- format: the worst of no answer, truncation, loops, impossible values, magnitude
     fmt = {}
-    if truncated is None: truncated = pred is None and bool(text.strip()) and text.rstrip()[-1] not in ".!?$}])"
-    if pred is None: fmt["no_answer"] = 1.0
-    if truncated: fmt["truncated"] = 1.0 if pred is None else 0.5
-    if rep: fmt["repetition"] = rep
+    if truncated is None:
+        truncated = pred is None and bool(text.strip()) and text.rstrip()[-1] not in ".!?$}])"
+    if pred is None:
+        fmt["no_answer"] = 1.0
+    if truncated:
+        fmt["truncated"] = 1.0 if pred is None else 0.5
+    if rep:
+        fmt["repetition"] = rep
     if question and pv is not None and (m := _HOW_MANY.search(question)):
-        if pv < 0: fmt["negative_count"] = 1.0
-        elif pv != int(pv) and not _CONTINUOUS.search(m.group(1).lower()): fmt["non_integer_count"] = 0.7
-    if magnitude: fmt["magnitude"] = 1.0
+        if pv < 0:
+            fmt["negative_count"] = 1.0
+        elif pv != int(pv) and not _CONTINUOUS.search(m.group(1).lower()):
+            fmt["non_integer_count"] = 0.7
+    if magnitude:
+        fmt["magnitude"] = 1.0
     p = Profile(0.0 if correct else 1.0, numeric_distance, arithmetic, symbolic, min(1.0, logical),
                 max(fmt.values(), default=0.0), correct=correct, pred=pred)
     p.wrongness = min(1.0, W_ANSWER * p.answer_mismatch + W_DISTANCE * p.numeric_distance
@@ -449,7 +479,8 @@ def is_near_miss(p):
     """Wrong, answered, not absurd, and either numerically close (relative error <= NEAR_MISS_REL) or
     derailed by exactly one wrong equation (a single arithmetic / symbolic slip). Profile or to_dict()."""
     d = p if isinstance(p, dict) else p.to_dict()
-    if d["correct"] or d["pred"] is None or d["absurdity"] > NEAR_MISS_MAX_ABSURDITY: return False
+    if d["correct"] or d["pred"] is None or d["absurdity"] > NEAR_MISS_MAX_ABSURDITY:
+        return False
     return d["numeric_distance"] <= NEAR_MISS_DIST + 1e-9 or d.get("details", {}).get("n_wrong_equations") == 1
 
 
@@ -459,8 +490,10 @@ def _first_bad_utf8(path):
     decoding error without one)."""
     with open(path, "rb") as f:
         for ln, line in enumerate(f, 1):
-            try: line.decode("utf-8")
-            except UnicodeDecodeError as e: return ln, e.reason
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return ln, e.reason
     return 0, "invalid UTF-8"
 
 
@@ -479,7 +512,8 @@ def load_records(path, fld, ans_fld):
         a = r[ans_fld]
         if isinstance(a, bool) or (isinstance(a, float) and not math.isfinite(a)):
             raise SystemExit(f"error: {path}:{r['_line']}: field '{ans_fld}' must be a string or a finite number, got {a!r}")
-    if not recs: raise SystemExit(f"error: {path}: no records")
+    if not recs:
+        raise SystemExit(f"error: {path}: no records")
     return recs
 
 
@@ -501,7 +535,8 @@ def main(argv=None):
     from common import write_json, write_jsonl
     from tqdm import tqdm
     out = args.out or re.sub(r"(\.jsonl)?$", ".scored.jsonl", args.input, count=1)
-    if os.path.isdir(out): raise SystemExit(f"error: {out}: is a folder, expected an output file name")
+    if os.path.isdir(out):
+        raise SystemExit(f"error: {out}: is a folder, expected an output file name")
     recs = load_records(args.input, args.field, args.answer_field)  # validate everything before writing
     jobs = [(r[args.field], r[args.answer_field], r.get("question"), r.get("finish_reason")) for r in recs]
     t0, pool = time.time(), None
@@ -513,7 +548,8 @@ def main(argv=None):
         for r, p in zip(recs, tqdm(it, total=len(jobs), desc="verify", disable=None)):
             r["profile"] = p
     finally:
-        if pool: pool.terminate()
+        if pool:
+            pool.terminate()
     dt, n, ps = time.time() - t0, len(recs), [r["profile"] for r in recs]
     dims = {d: sum(p[d] > 0 for p in ps) for d in DIMENSIONS}
     stats = {"n": n, "accuracy": round(sum(p["correct"] for p in ps) / n, 6),
