@@ -30,13 +30,14 @@ MAX_SYMPY_CALLS = 3     # sympy calls per Budget
 MAX_SYMPY_NODES = 40    # AST nodes handed to sympy (polynomial arithmetic on trees this small: milliseconds)
 SYMPY_MIN_LEFT = 0.25   # seconds: sympy is called only with at least this much of the deadline left
 MAX_POLY_DEGREE = 12    # polynomial identities: total degree bound (also bounds sympy's expand)
-MAX_POLY_TERMS = 2_000  # terms of one expanded polynomial (wrong_identity's exact arithmetic)
 
 
 class Undecided(Exception):
-    pass  # unparseable, too big or out of time: the caller skips it
+    """Unparseable, too big or out of time: the caller skips it."""
+
+
 class Inexact(Exception):
-    pass    # not rational: try complex floats, then sympy
+    """Not rational: try complex floats, then sympy."""
 
 
 class Budget:
@@ -56,8 +57,6 @@ class Budget:
         if time.monotonic() > self.deadline:
             self.ran_out = True
         return self.ran_out
-
-
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -312,8 +311,9 @@ def exact(n, pct=100, budget=None):
         b, e = exact(n[1], pct, budget), exact(n[2], pct, budget)
         if e.denominator != 1:
             b, e = _root_exact(b, e.denominator), e.numerator
-        if abs(e) > MAX_EXP or (b.numerator.bit_length() + b.denominator.bit_length()) * abs(e) > MAX_BITS \
-                or (b == 0 and e < 0): raise Undecided  # refuse instead of computing
+        size = (b.numerator.bit_length() + b.denominator.bit_length()) * abs(e)
+        if abs(e) > MAX_EXP or size > MAX_BITS or (b == 0 and e < 0):
+            raise Undecided  # refuse instead of computing
         return _fit(b ** int(e), budget)
     if op == "root":
         k = exact(n[2], pct, budget)
@@ -425,7 +425,8 @@ def _to_sympy(n, sp):
         return _BIN[op](a, b)
     if op == "^":
         if b.is_Number and (abs(b) > MAX_EXP or a.is_Rational and
-                            (a.p.bit_length() + a.q.bit_length()) * abs(b) > MAX_BITS): raise Undecided
+                            (a.p.bit_length() + a.q.bit_length()) * abs(b) > MAX_BITS):
+            raise Undecided
         if not a.is_Number and (not b.is_Number or abs(b) > MAX_POLY_DEGREE):
             raise Undecided  # x^{100}, x^y
         return a ** b
@@ -494,83 +495,25 @@ def _deg(n):  # polynomial degree bound of an AST, None when not a polynomial
     return None
 
 
-def _has_sum(n):
-    return n[0] in ("+", "-") or any(isinstance(x, tuple) and _has_sum(x) for x in n[1:])
-
-
 def _is_factored(n):  # (x+1)^2, -2(x-3)(x+1): a product or power with a sum inside
     while n[0] == "neg":
         n = n[1]
-    return n[0] in ("*", "^") and _has_sum(n)
+    return n[0] in ("*", "^") and _has_op(n, ("+", "-"))
 
 
 def wrong_identity(a, b, budget):
     """Same variables on both sides, and they differ. Flag only a botched expansion/factorisation: a
     factored side = an expanded sum, polynomials whose leading terms agree (deg(a - b) < max degree),
     e.g. (x+1)^2 = x^2+1. Equations being solved (2x+3 = 5x-6, x^2 = 4x, x^2+2 = x^2+4x+4) are not
-    flagged, nor ones whose variable profile() sees solved for later. Exact polynomial arithmetic here
-    (no sympy), on trees of at most MAX_SYMPY_NODES nodes."""
+    flagged, nor ones whose variable profile() sees solved for later."""
     da, db = _deg(a), _deg(b)
     if da is None or db is None or max(da, db) > MAX_POLY_DEGREE or len(free_vars(a)) > 4:
         return None
     if not ((_is_factored(a) and b[0] in "+-") or (_is_factored(b) and a[0] in "+-")):
         return None
-    if _size(a) + _size(b) > MAX_SYMPY_NODES or (budget is not None and budget.expired()):
-        return None
-    names = sorted(free_vars(a) | free_vars(b))
-    try:
-        pa, pb = _poly(a, names, budget), _poly(b, names, budget)
-    except (Undecided, Inexact, ZeroDivisionError):
-        return None
-    d = _poly_add(pa, pb, -1)
-    return False if not d else _degree(d) < max(_degree(pa), _degree(pb))
-
-
-def _degree(p):  # total degree of a polynomial {exponents: coefficient}; -1 for zero
-    return max((sum(k) for k in p), default=-1)
-
-
-def _poly_add(p, q, sign=1):
-    out = dict(p)
-    for k, v in q.items():
-        out[k] = out.get(k, 0) + sign * v
-    return {k: v for k, v in out.items() if v}
-
-
-def _poly_mul(p, q):
-    out = {}
-    for k1, v1 in p.items():
-        for k2, v2 in q.items():
-            k = tuple(x + y for x, y in zip(k1, k2))
-            out[k] = out.get(k, 0) + v1 * v2
-    if len(out) > MAX_POLY_TERMS:
-        raise Undecided
-    return {k: v for k, v in out.items() if v}
-
-
-def _poly(n, names, budget):
-    """A polynomial AST (one _deg accepts) expanded: {exponent tuple over names: Fraction}, exact."""
-    if not free_vars(n):
-        v = exact(n, 100, budget)
-        return {(0,) * len(names): v} if v else {}
-    op = n[0]
-    if op == "v":
-        return {tuple(int(x == n[1]) for x in names): Fraction(1)}
-    if op in ("neg", "%"):
-        c = -1 if op == "neg" else Fraction(1, 100)
-        return {k: c * v for k, v in _poly(n[1], names, budget).items()}
-    if op in ("+", "-"):
-        return _poly_add(_poly(n[1], names, budget), _poly(n[2], names, budget), 1 if op == "+" else -1)
-    if op == "*":
-        return _poly_mul(_poly(n[1], names, budget), _poly(n[2], names, budget))
-    if op == "/":  # _deg: only by a constant
-        c = exact(n[2], 100, budget)
-        return {k: v / c for k, v in _poly(n[1], names, budget).items()}
-    if op == "^":
-        base, out = _poly(n[1], names, budget), {(0,) * len(names): Fraction(1)}
-        for _ in range(int(n[2][1])):
-            out = _poly_mul(out, base)
-        return out
-    raise Undecided
-
-
+    def f(sp):
+        syms = [sp.Symbol(s) for s in sorted(free_vars(a))]
+        pa, pb = sp.Poly(_to_sympy(a, sp), *syms), sp.Poly(_to_sympy(b, sp), *syms)
+        d = pa - pb
+        return False if d.is_zero else d.total_degree() < max(pa.total_degree(), pb.total_degree())
+    return _sympy_call(f, budget, a, b)

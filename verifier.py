@@ -20,7 +20,8 @@ from fractions import Fraction
 
 from mathexpr import (to_ascii, Budget, Inexact, Undecided, approx, exact, free_vars, parse, same,
                       sympy_same, wrong_identity)
-from answers import (_REPL, _SPACING, _LR, _brace, answer_value, answers_match, canon, compact, decimals, extract,
+from answers import (_ASY_OPEN, _MATH_OPEN, _NUMBER, _REPL, _SPACING, _LR, _blocks, _close, _first_stated,
+                     _numbers, _unbox, answer_value, answers_match, canon, compact, decimals, extract,
                      extract_answer, form_ok)
 
 DIMENSIONS = ("answer_mismatch", "numeric_distance", "arithmetic", "symbolic", "logical", "format")
@@ -51,7 +52,6 @@ _SUBRUN = re.compile(r",[ \t]+|;|\.[ \t]+|\.$")
 _OPWORD = re.compile(r"\b(?:of|times|by|plus|minus|over|per|and|than|half|twice|double|triple|x)[ \t]*$|[\w^/_.]$"
                      r"|[-+*/^×][ \t]*\$?$")  # text before an equation that makes its left side partial (lower case)
 _LATEX_MODE = re.compile(r"\\[a-zA-Z]{2,}|\\\(|\\\[|\$[a-zA-Z\\]")
-_MATH_OPEN = re.compile(r"\$\$|\$|\\\[|\\\(|\\begin\{(align|equation|eqnarray|gather)\*?\}")
 # a unit word between a number and an operator or '=' ("2 bags + 4 bags = 6 bags", "$3/pound x 4 pounds")
 _UNIT_GAP = re.compile(r"(\d)([ \t]*/[ \t]*[a-zA-Z]{2,}|[ \t]+(?!x[ \t])[a-zA-Z]{2,}(?:[ \t]+[a-zA-Z]{2,}){0,2})"
                        r"(?=[ \t]*(?:[-+*/×=]|x[ \t]))")
@@ -59,10 +59,6 @@ _UNIT_GAP = re.compile(r"(\d)([ \t]*/[ \t]*[a-zA-Z]{2,}|[ \t]+(?!x[ \t])[a-zA-Z]
 # (not inside a fraction: "\frac{8 \text{ in}}{1 \text{ ft}} = 1" is a conversion, left unchecked)
 _TEXT_UNIT = re.compile(r"(?<=[\d}])\s*\\(?:text|mbox|mathrm)\s*\{[^{}]*\}(?:\^\{?\d\}?)?"
                         r"(?=\s*(?:[-+=)]|\\times|\\cdot|\\div|$))")
-_DOLLAR_CLOSE = re.compile(r"(?<![\s\\])\$(?!\d)")  # closes inline math: no space before, no digit after
-_ASY_OPEN = re.compile(r"\[asy\]")
-_PROSE = re.compile(r"\n[ \t]*\n|(?:(?<![\\a-zA-Z{])[a-zA-Z]{3,}[ \t,.]+){4}")  # a blank line or 4 words: not inline math
-_CLOSE = {"$$": "$$", "$": "$", r"\[": r"\]", r"\(": r"\)", "[asy]": "[/asy]"}
 _CHUNK = re.compile(r"\\\\|;|,(?!\d{3}(?!\d))|\\(?:q?quad|implies|Rightarrow|Longrightarrow|iff|therefore|because|"
                     r"rightarrow|Leftrightarrow|hspace\{[^}]*\})(?![a-zA-Z])")
 _REL = re.compile(r"(=|\\approx|\\neq?|\\leq?|\\geq?|\\lt|\\gt|<|>|\\equiv|\\sim|\\simeq|\\cong|\\to|\\mapsto|"
@@ -74,38 +70,10 @@ _MOD = re.compile(r"\\[pb]?mod|\\equiv|modulo|remainder|\bmod\b|\bbase\b")  # se
 _FALSE = re.compile(r"[\s,.;]*(?:which |that |this )?(?:is |are )?(?:not true|false|impossible|a contradiction|"
                     r"extraneous|not possible|invalid|not valid)")  # matched in lower case
 _FUNC_NOTATION = re.compile(r"[fghpqPQ]\s*\(")
-_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
-_FRACTION = re.compile(r"\\[dt]?frac\{(\d{1,9})\}\{(\d{1,9})\}|\b(\d{1,9})/(\d{1,9})\b")
 _KEY_NOISE = re.compile(r"[\s$,]")
 _COMMA_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _PARA = re.compile(r"\n[ \t]*\n")  # a paragraph break (ProcessBench steps are joined with blank lines)
 _Eq = namedtuple("_Eq", "pos end kind ok val src vars")  # ok None: unchecked (a definition x = 5 keeps val)
-
-
-def _blocks(text, opener):
-    """(start, end, body) of delimited blocks in linear time: a closing delimiter found missing once is
-    never searched for again (a lazy regex is quadratic on '\\[' * 10000)."""
-    out, i, dead = [], 0, set()
-    while m := opener.search(text, i):
-        close = _CLOSE.get(m.group()) or r"\end{" + m.group(1)
-        if close == "$":  # TeX's rule against money: "$5 and $7" is prose, "$5 + 7 = 12$" is math
-            if m.end() == len(text) or text[m.end()].isspace():
-                i = m.end()
-                continue
-            c = None if close in dead else _DOLLAR_CLOSE.search(text, m.end())
-            j = c.start() if c else -1
-            if j > 0 and _PROSE.search(text, m.end(), j):  # "$3.5 each. Then the total ... = $": money in prose
-                i = m.end()
-                continue
-        else:
-            j = -1 if close in dead else text.find(close, m.end())
-        if j < 0:
-            dead.add(close)
-            i = m.end()
-            continue
-        i = j + len(close) if close in _CLOSE.values() else text.find("}", j) + 1
-        out.append((m.start(), i, text[m.end():j]))
-    return out
 
 
 def _unit_key(u):  # "\text{ hours (yoga)}" -> "hour"
@@ -134,16 +102,6 @@ def _balance(p):
     elif d < 0:
         p = p[:len(p) - min(-d, len(p) - len(p.rstrip(")")))]
     return p.strip()
-
-
-def _unbox(s):
-    for _ in range(5):
-        i = s.find(r"\boxed")
-        j = s.find("{", i)
-        if i < 0 or j < 0 or s[i + 6:j].strip() or (inner := _brace(s, j)) is None:
-            break
-        s = s[:i] + inner + s[j + len(inner) + 2:]
-    return s
 
 
 def _first_literal(n):
@@ -327,28 +285,6 @@ def _sev(n_wrong, n):  # one slip already matters (0.4); several saturate; all w
     return max(n_wrong / n, 1 - STEP_DECAY ** n_wrong) if n_wrong else 0.0
 
 
-def _close(x, y):
-    return abs(x - y) <= 1e-6 * max(1.0, abs(x), abs(y))
-
-
-def _numbers(text):
-    fr = [(m[1], m[2]) if m[1] else (m[3], m[4]) for m in _FRACTION.finditer(text)]
-    return [float(x.replace(",", "")) for x in _NUMBER.findall(text)] + [int(a) / int(b) for a, b in fr if int(b)]
-
-
-def _first_stated(text, pv, pred, ans_pos, question):
-    """(start, end) of the first place before the answer where the (wrong) final value is written: a number
-    equal to it, unless the question holds that value (then it is a restatement), else the answer's own
-    text; None if it is only in the answer itself."""
-    head = text[:ans_pos] if ans_pos > 0 else ""
-    if pv is not None and not any(_close(x, abs(pv)) for x in _numbers(question or "")):
-        for m in _NUMBER.finditer(head):
-            if _close(float(m.group().replace(",", "")), abs(pv)):
-                return m.start(), m.end()
-    k = head.find(pred) if len(pred) >= 2 else -1
-    return (k, k + len(pred)) if k >= 0 else None
-
-
 def _carried(e, eqs, pv, question, text):
     """A wrong calculation (an operator on its left side) whose stated result is used afterwards (on the left
     side of a later calculation, or as the answer) and that neither a right equation nor the text before it
@@ -485,29 +421,14 @@ def is_near_miss(p):
 
 
 # ----------------------------------------------------------------------------- CLI
-def _first_bad_utf8(path):
-    """Line number of the first line of `path` that is not valid UTF-8 (common.read_jsonl reports a
-    decoding error without one)."""
-    with open(path, "rb") as f:
-        for ln, line in enumerate(f, 1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as e:
-                return ln, e.reason
-    return 0, "invalid UTF-8"
-
-
 def load_records(path, fld, ans_fld):
     """Validated records (through common.read_jsonl) or SystemExit('error: FILE:LINE: ...')."""
     from common import DataError, read_jsonl
     try:
         recs = read_jsonl(path, required=(fld, ans_fld), types={fld: str, ans_fld: (str, int, float),
                                                                 "question": str, "finish_reason": str})
-    except DataError as e:
+    except DataError as e:  # bad UTF-8 included: read_jsonl reads bytes and names the line
         raise SystemExit(f"error: {e}") from None
-    except UnicodeDecodeError:
-        ln, why = _first_bad_utf8(path)
-        raise SystemExit(f"error: {path}:{ln}: not UTF-8 text ({why})") from None
     for r in recs:
         a = r[ans_fld]
         if isinstance(a, bool) or (isinstance(a, float) and not math.isfinite(a)):
