@@ -3,7 +3,9 @@ answers: a solution's final answer and its equivalence to the reference, the way
 reads them. extract() finds the answer (marker sentences, \\boxed, GSM8K '####', closing sentences),
 canon() strips cosmetics (LaTeX wrappers, units, text, thousands separators, 'x ='), answers_match()
 compares structures (scalars, tuples, intervals, sets, matrices, several answers) with mathexpr's
-exact / numeric / sympy checks. Rules and examples: docs/verifier.md.
+exact / numeric / sympy checks; form_ok() holds an answer to the form its question asks for. The last
+section finds math blocks and numbers in a solution's text (verifier.py's step checks read them).
+Rules and examples: docs/verifier.md.
 
     from answers import answers_match, extract_answer
     answers_match(r"\frac{1}{2}", "0.5")                 # True
@@ -56,6 +58,7 @@ _NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six se
                                             "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split())}
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?")
 _MATRIX = re.compile(r"\\begin\{(?:[pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{(?:[pbvBV]?matrix|array)\}", re.S)
+_SIGNED_NUMBER = re.compile(r"-?\d{1,300}(?:\.\d{1,300})?")
 _WORDY = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
 
 
@@ -64,7 +67,8 @@ def _brace(s, j):
     depth = 0
     for k in range(j, min(len(s), j + 5000)):
         depth += (s[k] == "{") - (s[k] == "}")
-        if depth == 0: return s[j + 1:k]
+        if depth == 0:
+            return s[j + 1:k]
     return None
 
 
@@ -73,10 +77,12 @@ def _boxes(s):
     out, i = [], 0
     while (m := _BOX.search(s, i)):
         j = m.end()
-        while j < len(s) and s[j] == " ": j += 1
+        while j < len(s) and s[j] == " ":
+            j += 1
         if j < len(s) and s[j] == "{":
             c = _brace(s, j)
-            if c is None: break
+            if c is None:
+                break
             out.append((m.start(), j + len(c) + 2, c))
         elif n := re.match(r"[^\s$]+", s[j:j + 100]):
             out.append((m.start(), j + n.end(), n.group()))
@@ -93,9 +99,11 @@ def _boxed_answer(s):
     r"""The last box, joined with the boxes right before it when only 'and' / 'or' / commas separate
     them ('$\boxed{2}$ and $\boxed{-3}$' is the answer set 2, -3). (answer, start, end) or None."""
     b = _boxes(s)
-    if not b: return None
+    if not b:
+        return None
     k = len(b) - 1
-    while k > 0 and _BOX_GAP.fullmatch(s[b[k - 1][1]:b[k][0]]): k -= 1
+    while k > 0 and _BOX_GAP.fullmatch(s[b[k - 1][1]:b[k][0]]):
+        k -= 1
     return ", ".join(x[2] for x in b[k:]), b[k][0], b[-1][1]
 
 
@@ -108,7 +116,8 @@ def _group_at(s, j):
             while e > 0 and cl == "$" and s[e - 1] == "\\":  # '$\$1{,}200$': an escaped dollar is not the end
                 e = s.find(cl, e + 1, j + MAX_ANSWER * 4)
             return (s[j + len(op):e], e + len(cl)) if e > 0 else None
-    if _BOX.match(s, j) and (b := _boxes(s[j:j + MAX_ANSWER * 4])): return b[0][2], j + b[0][1]
+    if _BOX.match(s, j) and (b := _boxes(s[j:j + MAX_ANSWER * 4])):
+        return b[0][2], j + b[0][1]
     return None
 
 
@@ -125,10 +134,12 @@ def _after_marker(s, k):
 
 
 def _clean_pred(s):
-    if s and (r"\boxed" in s or r"\fbox" in s): s = _last_boxed(s)[0] or s
+    if s and (r"\boxed" in s or r"\fbox" in s):
+        s = _last_boxed(s)[0] or s
     s = (s or "").strip().strip("*").strip().rstrip(".").strip()
     for op, cl in _GROUPS[:4]:  # '$5$', '\(5\)' left around the answer
-        if len(s) > len(op) + len(cl) and s.startswith(op) and s.endswith(cl): s = s[len(op):-len(cl)].strip()
+        if len(s) > len(op) + len(cl) and s.startswith(op) and s.endswith(cl):
+            s = s[len(op):-len(cl)].strip()
     s = s.rstrip(".").strip()
     return s[:1000] or None
 
@@ -139,7 +150,8 @@ def _closing_sentence(s):
     the text ends like a finished sentence; the last sentence of the last paragraph holding a candidate
     wins; in it, bold beats math beats a plain number, and an equation gives its last side."""
     tail = s[-3000:].rstrip()
-    if not tail or tail[-1] not in ".!)]}$*": return None  # unfinished (truncated) text: no answer
+    if not tail or tail[-1] not in ".!)]}$*":
+        return None  # unfinished (truncated) text: no answer
     off = len(s) - len(s[-3000:])
     para_start = max(tail.rfind("\n\n"), 0)
     spans, j = [], para_start  # math / bold groups of the last paragraph; sentences split outside them
@@ -148,8 +160,11 @@ def _closing_sentence(s):
         j = m.start()
         if tail[j] in "$*\\":
             if (g := _group_at(tail, j)) is not None and g[0].strip():
-                spans.append((j, g[1], g[0])); j = g[1]; continue
-        else: cuts.append(j + 1)
+                spans.append((j, g[1], g[0]))
+                j = g[1]
+                continue
+        else:
+            cuts.append(j + 1)
         j += 1
     cuts.append(len(tail))
     for a, b in reversed(list(zip(cuts, cuts[1:]))):
@@ -158,9 +173,11 @@ def _closing_sentence(s):
         math_ = [x for x in inside if not tail.startswith("**", x[0]) and _CANDIDATE.search(x[2])]
         for x in (bold or math_)[::-1]:
             cand = _last_side(x[2])
-            if _CANDIDATE.search(cand): return _clean_pred(cand), off + x[0], off + x[1]
+            if _CANDIDATE.search(cand):
+                return _clean_pred(cand), off + x[0], off + x[1]
         plain = tail[a:b]
-        for x in inside: plain = plain[:x[0] - a] + " " * (x[1] - x[0]) + plain[x[1] - a:]
+        for x in inside:
+            plain = plain[:x[0] - a] + " " * (x[1] - x[0]) + plain[x[1] - a:]
         nums = list(_PLAIN_NUMBER.finditer(plain))
         if nums:
             m = nums[-1]
@@ -173,7 +190,8 @@ def _last_side(s):
     depth, last = 0, 0
     for k, ch in enumerate(s):
         depth += (ch in "([{") - (ch in ")]}")
-        if ch == "=" and depth == 0: last = k + 1
+        if ch == "=" and depth == 0:
+            last = k + 1
     return s[last:].strip()
 
 
@@ -188,17 +206,20 @@ def extract(solution, closing=True):
     r"""(answer, start, end): the final answer and where it is written. Whichever comes last of a marker
     sentence ('The [final] answer is X', 'Final Answer: X', '#### X') and the last \boxed{} (several
     adjacent boxes: the set of them); failing both, the closing sentence. (None, -1, -1) if none."""
-    found = []
-    for m in _MARKER.finditer(solution): found.append(m)
+    low = solution.lower()  # the substring tests first: the regex scans slowly (no literal prefix)
+    found = list(_MARKER.finditer(solution)) if "answer" in low or "####" in solution else []
     for m in reversed(found):
         a, end = _after_marker(solution, m.end())
-        if a: found = (a, m.start(), end); break
+        if a:
+            found = (a, m.start(), end)
+            break
     else:
         found = None
     box = _boxed_answer(solution)
     if box and (found is None or box[1] >= found[1]):
         a = _clean_pred(box[0])
-        if a: found = (a, box[1], box[2])
+        if a:
+            found = (a, box[1], box[2])
     # closing=False: a text cut off by a length limit; a text that ends in a loop never concluded either
     if found is None and closing and not ends_in_loop(solution):
         found = _closing_sentence(solution)
@@ -216,19 +237,24 @@ def canon(s):
     '5\\text{ cm}^2'), decimal commas and thousands separators, number words, relation spellings,
     a leading 'x =' / '(p, q) =' / 'f(x) =', the last side of a chain 'x = 2 + 3 = 5', a trailing period."""
     s = s.strip()[:MAX_ANSWER]
-    if r"\boxed" in s or r"\fbox" in s: s = _last_boxed(s)[0] or s
+    if r"\boxed" in s or r"\fbox" in s:
+        s = _last_boxed(s)[0] or s
     s = s.translate(_UNI_ANS)
     s = _DEC_COMMA.sub(lambda m: m[1] + ("" if len(m[2]) == 3 else ".") + m[2], s)  # 10{,}000 / 3{,}5
     s = _SPACING.sub(lambda m: "," if m.group()[0] == "," else " ", s)
-    for a, b in _REPL: s = s.replace(a, b)
+    for a, b in _REPL:
+        s = s.replace(a, b)
     s = _REL_SPELLING.sub(lambda m: _REL_CANON[m.group().replace(" ", "")], s)
     s = _TEXTCMD.sub(r" \1 ", _LR.sub("", s)).strip().rstrip(".").strip()
-    if s.lower() in _NUMBER_WORDS: return str(_NUMBER_WORDS[s.lower()])
+    if s.lower() in _NUMBER_WORDS:
+        return str(_NUMBER_WORDS[s.lower()])
     s = _VAR_EQ.sub("", s)
-    if "=" in s and "," not in s and not _RELATION.search(s) and not _JOINED.search(s): s = _last_side(s) or s  # 'x = 2 + 3 = 5' -> '5'
+    if "=" in s and "," not in s and not _RELATION.search(s) and not _JOINED.search(s):
+        s = _last_side(s) or s  # 'x = 2 + 3 = 5' -> '5'
     s = _SPACE_THOUSANDS.sub(lambda m: m.group().replace(" ", ""), s) if _SPACE_THOUSANDS.fullmatch(s) else s
     parts = s.split()
-    while len(parts) > 1 and _UNIT_WORD.fullmatch(parts[-1]) and parts[-1].lower() not in _NOT_UNITS: parts.pop()
+    while len(parts) > 1 and _UNIT_WORD.fullmatch(parts[-1]) and parts[-1].lower() not in _NOT_UNITS:
+        parts.pop()
     s = " ".join(parts) if len(parts) < len(s.split()) and parts[-1][-1] in "0123456789}).%" else s
     return _interval(s) or s
 
@@ -240,13 +266,17 @@ def _interval(s):
         parts = [_interval(p.strip()) for p in re.split(r"\s+or\s+|\\cup", s)]
         return r" \cup ".join(parts) if all(parts) else None
     m = _INEQ.fullmatch(s)
-    if not m or "=" in s.replace(r"\le", "").replace(r"\ge", ""): return None
+    if not m or "=" in s.replace(r"\le", "").replace(r"\ge", ""):
+        return None
     toks = [t.strip() for t in _INEQ_SPLIT.split(s)]
     if len(toks) == 3:
         a, rel, b = toks
-        if _ONE_VAR.fullmatch(b): a, b, rel = b, a, _FLIP[rel]  # '3 < x' is 'x > 3'
-        if not _ONE_VAR.fullmatch(a) or _ONE_VAR.fullmatch(b): return None
-        if rel in ("<", r"\le"): return f"(-\\infty,{b}{')' if rel == '<' else ']'}"
+        if _ONE_VAR.fullmatch(b):
+            a, b, rel = b, a, _FLIP[rel]  # '3 < x' is 'x > 3'
+        if not _ONE_VAR.fullmatch(a) or _ONE_VAR.fullmatch(b):
+            return None
+        if rel in ("<", r"\le"):
+            return f"(-\\infty,{b}{')' if rel == '<' else ']'}"
         return f"{'(' if rel == '>' else '['}{b},\\infty)"
     if len(toks) == 5 and _ONE_VAR.fullmatch(toks[2]) and toks[1] in ("<", r"\le") and toks[3] in ("<", r"\le"):
         return f"{'(' if toks[1] == '<' else '['}{toks[0]},{toks[4]}{')' if toks[3] == '<' else ']'}"
@@ -260,20 +290,26 @@ def _split_top(s):
     out, depth, cur, closes_at = [], 0, [], None
     for k, ch in enumerate(s):
         depth += (ch in "([{") - (ch in ")]}")
-        if depth == 0 and closes_at is None and ch in ")]}": closes_at = k
-        if ch == "," and depth == 0: out.append("".join(cur).strip()); cur = []
-        else: cur.append(ch)
+        if depth == 0 and closes_at is None and ch in ")]}":
+            closes_at = k
+        if ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
     return out + ["".join(cur).strip()], closes_at == len(s) - 1
 
 
 def _structure(s):
     """('scalar', s) | ('seq', open, close, items): ordered | ('set' | 'list', items): unordered."""
     s = canon(s)
-    if s[:1] in "([" and s[-1:] in ")]" and s[1:].lstrip().startswith("\\begin{"): s = s[1:-1].strip()  # \left( M \right)
+    if s[:1] in "([" and s[-1:] in ")]" and s[1:].lstrip().startswith("\\begin{"):
+        s = s[1:-1].strip()  # \left( M \right)
     if m := _MATRIX.fullmatch(s):
         rows = [("seq", "(", ")", [_structure(c) for c in r.split("&")]) for r in m.group(1).split(r"\\")]
         return rows[0] if len(rows) == 1 else ("seq", "(", ")", rows)
-    if r"\cup" in s: return ("set", [_structure(p) for p in s.split(r"\cup")])
+    if r"\cup" in s:
+        return ("set", [_structure(p) for p in s.split(r"\cup")])
     if s.startswith(r"\{") and s.endswith(r"\}"):
         items = [_structure(x) for x in _split_top(s[2:-2].replace(r"\{", "{").replace(r"\}", "}"))[0] if x]
         return items[0] if len(items) == 1 else ("set", items)
@@ -281,11 +317,15 @@ def _structure(s):
         items, whole = _split_top(s)
         if whole and len(items := _split_top(s[1:-1])[0]) >= 2:
             return ("seq", s[0], s[-1], [_structure(x) for x in items])
-    if _THOUSANDS.fullmatch(s): s = s.replace(",", "")
+    if _THOUSANDS.fullmatch(s):
+        s = s.replace(",", "")
     items = _split_top(s)[0]
-    if len(items) < 2: items = [x for x in re.split(r"\s+(?:or|and)\s+", s) if x]
-    if len(items) >= 2: return ("list", [_structure(x) for x in items])
-    if s.count(r"\pm") == 1: return ("list", [("scalar", s.replace(r"\pm", c)) for c in "+-"])
+    if len(items) < 2:
+        items = [x for x in re.split(r"\s+(?:or|and)\s+", s) if x]
+    if len(items) >= 2:
+        return ("list", [_structure(x) for x in items])
+    if s.count(r"\pm") == 1:
+        return ("list", [("scalar", s.replace(r"\pm", c)) for c in "+-"])
     return ("scalar", s)
 
 
@@ -299,7 +339,8 @@ def decimals(s):  # digits after the point if s is a plain decimal literal, else
 
 
 def _scalar_eq(a, b, budget):
-    if a == b or compact(a) == compact(b): return True
+    if a == b or compact(a) == compact(b):
+        return True
     pa, pb = a.endswith("%"), b.endswith("%")
     a, b = a.rstrip("%").strip(), b.rstrip("%").strip()
     na, nb = parse(a), parse(b)
@@ -311,26 +352,34 @@ def _scalar_eq(a, b, budget):
     da = decimals(a)
     tol = Fraction(1, 2 * 10 ** da) if da and da >= 2 and decimals(b) is None else 0
     options = [(na, nb)]  # percent: '50%' matches '50', and 0.5 (the percent side over 100)
-    if pa != pb: options.append((("%", na), nb) if pa else (na, ("%", nb)))
+    if pa != pb:
+        options.append((("%", na), nb) if pa else (na, ("%", nb)))
     for x, y in options:
         r = same(x, y, tol, budget)
-        if r or (r is None and sympy_same(x, y, budget)): return True
+        if r or (r is None and sympy_same(x, y, budget)):
+            return True
     return False
 
 
 def _struct_eq(A, B, budget):
-    if A[0] == "scalar" and B[0] == "list": A, B = B, A
+    if A[0] == "scalar" and B[0] == "list":
+        A, B = B, A
     if A[0] == "list" and B[0] == "scalar":  # one answer written twice: '\boxed{15\frac{39}{40}}, \boxed{\frac{639}{40}}'
         return len(A[1]) <= 4 and all(_struct_eq(x, B, budget) for x in A[1])
-    if A[0] == "scalar" or B[0] == "scalar": return A[0] == B[0] and _scalar_eq(A[1], B[1], budget)
+    if A[0] == "scalar" or B[0] == "scalar":
+        return A[0] == B[0] and _scalar_eq(A[1], B[1], budget)
     ia, ib, kinds = A[-1], B[-1], {A[0], B[0]}
-    if len(ia) != len(ib) or len(ia) > 30 or kinds == {"set", "seq"}: return False
-    if kinds == {"seq"} and A[1:3] != B[1:3]: return False  # [1,2) != (1,2)
-    if "seq" in kinds: return all(_struct_eq(x, y, budget) for x, y in zip(ia, ib))  # a tuple, in order
+    if len(ia) != len(ib) or len(ia) > 30 or kinds == {"set", "seq"}:
+        return False
+    if kinds == {"seq"} and A[1:3] != B[1:3]:
+        return False  # [1,2) != (1,2)
+    if "seq" in kinds:
+        return all(_struct_eq(x, y, budget) for x, y in zip(ia, ib))  # a tuple, in order
     free = list(ib)  # unordered: greedy multiset matching
     for x in ia:
         k = next((k for k, y in enumerate(free) if _struct_eq(x, y, budget)), None)
-        if k is None: return False
+        if k is None:
+            return False
         free.pop(k)
     return True
 
@@ -338,21 +387,49 @@ def _struct_eq(A, B, budget):
 def answers_match(reference, candidate, budget=None):
     """Mathematical equivalence of a candidate final answer to the reference (rules: docs/verifier.md).
     budget: a mathexpr.Budget shared with the caller's other checks (default: a fresh 1 s one)."""
-    if reference is None or candidate is None: return False
+    if reference is None or candidate is None:
+        return False
     reference, candidate = str(reference).strip(), str(candidate).strip()
-    if reference == candidate: return bool(reference)
-    if max(len(reference), len(candidate)) > MAX_ANSWER: return compact(reference) == compact(candidate)
+    if reference == candidate:
+        return bool(reference)
+    if max(len(reference), len(candidate)) > MAX_ANSWER:
+        return compact(reference) == compact(candidate)
     try:
         return _struct_eq(_structure(reference), _structure(candidate), budget or Budget(ANSWER_SECONDS))
     except (RecursionError, ValueError, Undecided):
         return compact(reference) == compact(candidate)
 
 
+# the form a question asks for, which a careful grader holds an equal value to
+_ASKS_FRACTION = re.compile(r"common fraction|simplest radical form|fraction in (?:simplest|lowest) (?:form|terms)", re.I)
+_ASKS_SIMPLE = re.compile(r"(?:^|[.?!]\s+|\n)\s*simplify\b", re.I)  # 'Simplify ...' as an instruction
+_DECIMAL = re.compile(r"(?<![\d.])\d*\.\d+")
+_OPS = re.compile(r"[-+*/^]|\\(?:frac|sqrt|cdot|times|sin|cos|tan|cot|sec|csc|log|ln)(?![a-zA-Z])")
+SIMPLIFY_FACTOR, SIMPLIFY_SLACK = 2, 2  # unsimplified: ops(candidate) > SIMPLIFY_FACTOR * ops(reference) + SIMPLIFY_SLACK
+
+
+def form_ok(question, reference, candidate):
+    r"""False when a candidate equal in value ignores the form the question asks for: a decimal where a
+    common fraction or radical form is asked ('10.5\pi' for '\frac{21}{2}\pi'), or an answer to 'Simplify ...'
+    with many more operations than the reference ('\frac{1}{\sin x \cos x} - \tan x' for '\cot x')."""
+    if not question or candidate is None:
+        return True
+    cand, ref = canon(str(candidate)), canon(str(reference))
+    if _ASKS_FRACTION.search(question) and _DECIMAL.search(cand) and not _DECIMAL.search(ref):
+        return False
+    if _ASKS_SIMPLE.search(question):
+        return len(_OPS.findall(cand)) <= SIMPLIFY_FACTOR * len(_OPS.findall(ref)) + SIMPLIFY_SLACK
+    return True
+
+
 @lru_cache(maxsize=8192)
 def answer_value(s):
     """(real value, had_percent) of a scalar numeric answer, else (None, False)."""
+    if _SIGNED_NUMBER.fullmatch(s or ""):  # the common case, without canon() and parse()
+        return float(s), False
     s = canon(s or "")
-    if _THOUSANDS.fullmatch(s): s = s.replace(",", "")
+    if _THOUSANDS.fullmatch(s):
+        s = s.replace(",", "")
     n = parse(s.rstrip("%").strip())
     try:
         v = None if n is None or free_vars(n) else approx(n, {})
@@ -362,3 +439,69 @@ def answer_value(s):
     return (v.real, s.endswith("%")) if ok else (None, False)
 
 
+# ----------------------------------------------------------------------------- math and numbers in a text
+_MATH_OPEN = re.compile(r"\$\$|\$|\\\[|\\\(|\\begin\{(align|equation|eqnarray|gather)\*?\}")
+_DOLLAR_CLOSE = re.compile(r"(?<![\s\\])\$(?!\d)")  # closes inline math: no space before, no digit after
+_ASY_OPEN = re.compile(r"\[asy\]")
+_PROSE = re.compile(r"\n[ \t]*\n|(?:(?<![\\a-zA-Z{])[a-zA-Z]{3,}[ \t,.]+){4}")  # a blank line or 4 words: not inline math
+_CLOSE = {"$$": "$$", "$": "$", r"\[": r"\]", r"\(": r"\)", "[asy]": "[/asy]"}
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+_FRACTION = re.compile(r"\\[dt]?frac\{(\d{1,9})\}\{(\d{1,9})\}|\b(\d{1,9})/(\d{1,9})\b")
+
+
+def _blocks(text, opener):
+    """(start, end, body) of delimited blocks in linear time: a closing delimiter found missing once is
+    never searched for again (a lazy regex is quadratic on '\\[' * 10000)."""
+    out, i, dead = [], 0, set()
+    while m := opener.search(text, i):
+        close = _CLOSE.get(m.group()) or r"\end{" + m.group(1)
+        if close == "$":  # TeX's rule against money: "$5 and $7" is prose, "$5 + 7 = 12$" is math
+            if m.end() == len(text) or text[m.end()].isspace():
+                i = m.end()
+                continue
+            c = None if close in dead else _DOLLAR_CLOSE.search(text, m.end())
+            j = c.start() if c else -1
+            if j > 0 and _PROSE.search(text, m.end(), j):  # "$3.5 each. Then the total ... = $": money in prose
+                i = m.end()
+                continue
+        else:
+            j = -1 if close in dead else text.find(close, m.end())
+        if j < 0:
+            dead.add(close)
+            i = m.end()
+            continue
+        i = j + len(close) if close in _CLOSE.values() else text.find("}", j) + 1
+        out.append((m.start(), i, text[m.end():j]))
+    return out
+
+
+def _unbox(s):
+    for _ in range(5):
+        i = s.find(r"\boxed")
+        j = s.find("{", i)
+        if i < 0 or j < 0 or s[i + 6:j].strip() or (inner := _brace(s, j)) is None:
+            break
+        s = s[:i] + inner + s[j + len(inner) + 2:]
+    return s
+
+
+def _close(x, y):
+    return abs(x - y) <= 1e-6 * max(1.0, abs(x), abs(y))
+
+
+def _numbers(text):
+    fr = [(m[1], m[2]) if m[1] else (m[3], m[4]) for m in _FRACTION.finditer(text)]
+    return [float(x.replace(",", "")) for x in _NUMBER.findall(text)] + [int(a) / int(b) for a, b in fr if int(b)]
+
+
+def _first_stated(text, pv, pred, ans_pos, question):
+    """(start, end) of the first place before the answer where the (wrong) final value is written: a number
+    equal to it, unless the question holds that value (then it is a restatement), else the answer's own
+    text; None if it is only in the answer itself."""
+    head = text[:ans_pos] if ans_pos > 0 else ""
+    if pv is not None and not any(_close(x, abs(pv)) for x in _numbers(question or "")):
+        for m in _NUMBER.finditer(head):
+            if _close(float(m.group().replace(",", "")), abs(pv)):
+                return m.start(), m.end()
+    k = head.find(pred) if len(pred) >= 2 else -1
+    return (k, k + len(pred)) if k >= 0 else None

@@ -32,8 +32,12 @@ SYMPY_MIN_LEFT = 0.25   # seconds: sympy is called only with at least this much 
 MAX_POLY_DEGREE = 12    # polynomial identities: total degree bound (also bounds sympy's expand)
 
 
-class Undecided(Exception): pass  # unparseable, too big or out of time: the caller skips it
-class Inexact(Exception): pass    # not rational: try complex floats, then sympy
+class Undecided(Exception):
+    """Unparseable, too big or out of time: the caller skips it."""
+
+
+class Inexact(Exception):
+    """Not rational: try complex floats, then sympy."""
 
 
 class Budget:
@@ -55,8 +59,6 @@ class Budget:
         return self.ran_out
 
 
-
-
 # ----------------------------------------------------------------------------- parsing
 _TOKEN = re.compile(r"\d+(?:\.\d+)?|\.\d+|\\[a-zA-Z]+|\\.?|[a-zA-Z]|\S")  # unknown tokens fail the parse
 _NOISE = frozenset(r"\left \right \displaystyle \big \Big \bigl \bigr \Bigl \Bigr \bigg \Bigg \mathrm".split())
@@ -71,7 +73,14 @@ _LATEX_FIX = [(re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)"), r"\\frac{\1}{\2}"),  # 
                lambda m: f"({m[1]}+\\frac{{{m[2]}}}{{{m[3]}}})" if int(m[2]) < int(m[3]) else m[0]),
               (re.compile(r"(?<!\\)\b(sqrt|pi|sin|cos|tan|log|ln)\b"), r"\\\1")]     # plain-text names
 _UNI = str.maketrans({"×": "*", "÷": "/", "·": "*", "−": "-", "–": "-", "π": r" \pi ", "√": r"\sqrt "})
+_BARE_NAMES = ("sqrt", "pi", "sin", "cos", "tan", "log", "ln")  # _LATEX_FIX[5] adds their backslash
+
+
+def to_ascii(s):
+    """s with the Unicode operators of _UNI spelled out; the substring tests first (translate is slow)."""
+    return s.translate(_UNI) if any(c in s for c in "×÷·−–π√") else s
 _TWO = ("n", Fraction(2), 0)
+_PLAIN_NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
 
 
 class _Parser:
@@ -81,21 +90,21 @@ class _Parser:
     ('binom', n, k), ('f', name, a)."""
 
     def __init__(self, toks, rad=False):
-        self.t, self.i, self.depth, self.trig = toks, 0, 0, int(rad)
-
-    def peek(self):
-        return self.t[self.i] if self.i < len(self.t) else None
+        self.t, self.i, self.depth, self.trig = toks + [None], 0, 0, int(rad)  # None ends the tokens
 
     def next(self, want=None):
-        if self.i >= len(self.t) or (want is not None and self.t[self.i] != want): raise Undecided
+        t = self.t[self.i]
+        if t is None or (want is not None and t != want):
+            raise Undecided
         self.i += 1
-        return self.t[self.i - 1]
+        return t
 
     def expr(self):
         self.depth += 1
-        if self.depth > MAX_DEPTH: raise Undecided
+        if self.depth > MAX_DEPTH:
+            raise Undecided
         node = self.term()
-        while (t := self.peek()) in ("+", "-"):
+        while (t := self.t[self.i]) in ("+", "-"):
             self.i += 1
             node = (t, node, self.term())
         self.depth -= 1
@@ -104,15 +113,20 @@ class _Parser:
     def term(self):
         node = self.unary()
         while True:
-            t = self.peek()
-            if t in ("*", r"\cdot", r"\times"): self.i += 1; node = ("*", node, self.unary())
-            elif t in ("/", r"\div"): self.i += 1; node = ("/", node, self.unary())
+            t = self.t[self.i]
+            if t in ("*", r"\cdot", r"\times"):
+                self.i += 1
+                node = ("*", node, self.unary())
+            elif t in ("/", r"\div"):
+                self.i += 1
+                node = ("/", node, self.unary())
             elif t is not None and (t in _ATOM_START or (len(t) == 1 and t.isalpha())):
                 node = ("*", node, self.power())  # implicit: 2x, 2\sqrt2, (x-1)(x+1); never "3 4"
-            else: return node
+            else:
+                return node
 
     def unary(self):
-        t = self.peek()
+        t = self.t[self.i]
         if t in ("-", "+"):
             self.i += 1
             return ("neg", self.unary()) if t == "-" else self.unary()
@@ -120,7 +134,8 @@ class _Parser:
 
     def power(self):
         base = self.postfix()
-        if self.peek() != "^": return base
+        if self.t[self.i] != "^":
+            return base
         self.i += 1
         # degrees are a unit (90^\circ - 60^\circ = 30) except inside trig arguments (\sin 30^\circ = 1/2)
         for pat in ([r"\circ"], ["{", r"\circ", "}"]):
@@ -130,23 +145,25 @@ class _Parser:
         return ("^", base, self.exponent())
 
     def exponent(self):  # right-associative: 2^3^2 = 2^9
-        t = self.peek()
+        t = self.t[self.i]
         if t in ("-", "+"):
             self.i += 1
             return ("neg", self.exponent()) if t == "-" else self.exponent()
         e = self.postfix()
-        return ("^", e, self.exponent()) if self.peek() == "^" and self.next() else e
+        return ("^", e, self.exponent()) if self.t[self.i] == "^" and self.next() else e
 
     def postfix(self):
         node = self.atom()
-        while (t := self.peek()) in ("!", "%", r"\%"):
+        while (t := self.t[self.i]) in ("!", "%", r"\%"):
             self.i += 1
-            if t == "!" and self.peek() == "!": raise Undecided  # double factorial: unsupported
+            if t == "!" and self.t[self.i] == "!":
+                raise Undecided  # double factorial: unsupported
             node = ("!" if t == "!" else "%", node)
         return node
 
     def group(self):  # a LaTeX argument: {expr} or one atom
-        if self.peek() != "{": return self.atom()
+        if self.t[self.i] != "{":
+            return self.atom()
         self.i += 1
         e = self.expr()
         self.next("}")
@@ -155,43 +172,62 @@ class _Parser:
     def atom(self):
         t = self.next()
         if t[0].isdigit() or t[0] == ".":
-            if len(t) > MAX_DIGITS: raise Undecided
-            d = len(t) - t.index(".") - 1 if "." in t else 0
+            if len(t) > MAX_DIGITS:
+                raise Undecided
+            if "." not in t:
+                return ("n", Fraction(int(t)), 0)  # Fraction(int): its fast path, no gcd
+            d = len(t) - t.index(".") - 1
             return ("n", Fraction(int(t.replace(".", "")), 10 ** d), d)
         if t.isalpha():
-            if self.peek() != "_": return ("v", t)
+            if self.t[self.i] != "_":
+                return ("v", t)
             self.i += 1  # subscripted variable: a_1, x_{n+1}
             s = self.next()
             if s == "{":
                 parts = []
-                while (u := self.next()) != "}": parts.append(u)
+                while (u := self.next()) != "}":
+                    parts.append(u)
                 s = "".join(parts)
             return ("v", t + "_" + s)
         if t in ("(", "[", "{", "|"):
             e = self.expr()
             self.next({"(": ")", "[": "]", "{": "}", "|": "|"}[t])
             return ("f", "abs", e) if t == "|" else e
-        if t in (r"\frac", r"\dfrac", r"\tfrac"): return ("/", self.group(), self.group())
-        if t == r"\binom": return ("binom", self.group(), self.group())
+        if t in (r"\frac", r"\dfrac", r"\tfrac"):
+            return ("/", self.group(), self.group())
+        if t == r"\binom":
+            return ("binom", self.group(), self.group())
         if t == r"\sqrt":
             k = _TWO
-            if self.peek() == "[": self.i += 1; k = self.expr(); self.next("]")
+            if self.t[self.i] == "[":
+                self.i += 1
+                k = self.expr()
+                self.next("]")
             return ("root", self.group(), k)
-        if t in (r"\pi", r"\infty"): return ("c", t[1:3])
+        if t in (r"\pi", r"\infty"):
+            return ("c", t[1:3])
         if t in (r"\lfloor", r"\lceil"):
             e = self.expr()
             self.next(t.replace("\\l", "\\r"))
             return ("f", t[2:], e)
-        if t[1:] not in _FUNCS: raise Undecided
+        if t[1:] not in _FUNCS:
+            raise Undecided
         name, base, p = t[1:], None, None
-        if name == "log" and self.peek() == "_": self.i += 1; base = self.group()
-        if self.peek() == "^": self.i += 1; p = self.exponent()  # \sin^2 x
-        if p == ("neg", ("n", 1, 0)) and name in ("sin", "cos", "tan"): name, p = "arc" + name, None
+        if name == "log" and self.t[self.i] == "_":
+            self.i += 1
+            base = self.group()
+        if self.t[self.i] == "^":
+            self.i += 1
+            p = self.exponent()  # \sin^2 x
+        if p == ("neg", ("n", 1, 0)) and name in ("sin", "cos", "tan"):
+            name, p = "arc" + name, None
         self.trig += 1
-        if self.peek() == "(": arg = self.atom()
+        if self.t[self.i] == "(":
+            arg = self.atom()
         else:  # \sin 2x is sin(2x)
             arg = self.power()
-            while (u := self.peek()) is not None and len(u) == 1 and u.isalpha(): arg = ("*", arg, self.power())
+            while (u := self.t[self.i]) is not None and len(u) == 1 and u.isalpha():
+                arg = ("*", arg, self.power())
         self.trig -= 1
         node = ("f", name, arg) if base is None else ("/", ("f", "ln", arg), ("f", "ln", base))
         return node if p is None else ("^", node, p)
@@ -200,14 +236,26 @@ class _Parser:
 @lru_cache(maxsize=8192)
 def parse(s, rad=False):
     """String -> AST, or None if it is not a supported expression. rad: every x^\\circ in radians."""
-    if len(s) > MAX_ANSWER * 4: return None
-    s = s.translate(_UNI)
+    if len(s) > MAX_ANSWER * 4:
+        return None
+    s = to_ascii(s)
+    if _PLAIN_NUMBER.fullmatch(s) and len(s) <= MAX_DIGITS:  # most equation sides: what atom() would build
+        if "." not in s:
+            return ("n", Fraction(int(s)), 0)
+        d = len(s) - s.index(".") - 1
+        return ("n", Fraction(int(s.replace(".", "")), 10 ** d), d)
+    if len(s) == 1 and s.isalpha():  # a variable
+        return ("v", s)
     if "\\" in s or "sqrt" in s or "pi" in s:
         for k, (rx, rep) in enumerate(_LATEX_FIX):
-            if k < 5 and ("frac" if k != 3 else "sqrt") not in s: continue  # cheap guard: most text has neither
+            if k < 5 and ("frac" if k != 3 else "sqrt") not in s:  # cheap guards: most text has none of them
+                continue
+            if k == 5 and not any(w in s for w in _BARE_NAMES):
+                continue
             s = rx.sub(rep, s)
     toks = [t for t in _TOKEN.findall(s) if t not in _NOISE]
-    if not toks or len(toks) > MAX_TOKENS: return None
+    if not toks or len(toks) > MAX_TOKENS:
+        return None
     p = _Parser(toks, rad)
     try:
         node = p.expr()
@@ -221,13 +269,16 @@ _BIN = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.t
 
 
 def _root_exact(v, k):
-    if not 2 <= k <= 10 or (v < 0 and k % 2 == 0): raise Inexact
+    if not 2 <= k <= 10 or (v < 0 and k % 2 == 0):
+        raise Inexact
     out = []
     for x in (abs(v.numerator), v.denominator):
-        if x.bit_length() > 2000: raise Inexact
+        if x.bit_length() > 2000:
+            raise Inexact
         r = math.isqrt(x) if k == 2 else round(x ** (1.0 / k))
         r = next((y for y in (r - 1, r, r + 1) if y >= 0 and y ** k == x), None)
-        if r is None: raise Inexact
+        if r is None:
+            raise Inexact
         out.append(r)
     return Fraction(out[0] if v >= 0 else -out[0], out[1])
 
@@ -236,7 +287,8 @@ def _fit(v, budget):
     """Every exact result passes here: a value too big to keep computing with fast is undecided, and
     so is any big one (> CHECK_BITS, where one operation starts to cost) once the deadline has passed."""
     bits = v.numerator.bit_length() + v.denominator.bit_length()
-    if bits > MAX_BITS or (bits > CHECK_BITS and budget is not None and budget.expired()): raise Undecided
+    if bits > MAX_BITS or (bits > CHECK_BITS and budget is not None and budget.expired()):
+        raise Undecided
     return v
 
 
@@ -244,27 +296,35 @@ def exact(n, pct=100, budget=None):
     """Exact rational value; raises Inexact for pi, sqrt(2), variables, ... and Undecided for 9^9^9^9,
     for any intermediate result over MAX_BITS, or when the budget's deadline has passed."""
     op = n[0]
-    if op == "n": return n[1]
+    if op == "n":
+        return n[1]
     if op in _BIN:
         a, b = exact(n[1], pct, budget), exact(n[2], pct, budget)
-        if op == "/" and b == 0: raise Undecided
+        if op == "/" and b == 0:
+            raise Undecided
         return _fit(_BIN[op](a, b), budget)
-    if op == "neg": return -exact(n[1], pct, budget)
-    if op == "%": return _fit(exact(n[1], pct, budget) / pct, budget)
+    if op == "neg":
+        return -exact(n[1], pct, budget)
+    if op == "%":
+        return _fit(exact(n[1], pct, budget) / pct, budget)
     if op == "^":
         b, e = exact(n[1], pct, budget), exact(n[2], pct, budget)
-        if e.denominator != 1: b, e = _root_exact(b, e.denominator), e.numerator
-        if abs(e) > MAX_EXP or (b.numerator.bit_length() + b.denominator.bit_length()) * abs(e) > MAX_BITS \
-                or (b == 0 and e < 0): raise Undecided  # refuse instead of computing
+        if e.denominator != 1:
+            b, e = _root_exact(b, e.denominator), e.numerator
+        size = (b.numerator.bit_length() + b.denominator.bit_length()) * abs(e)
+        if abs(e) > MAX_EXP or size > MAX_BITS or (b == 0 and e < 0):
+            raise Undecided  # refuse instead of computing
         return _fit(b ** int(e), budget)
     if op == "root":
         k = exact(n[2], pct, budget)
-        if k.denominator != 1: raise Inexact
+        if k.denominator != 1:
+            raise Inexact
         return _root_exact(exact(n[1], pct, budget), int(k))
     if op in ("!", "binom"):
         a = exact(n[1], pct, budget)
         b = exact(n[2], pct, budget) if op == "binom" else a
-        if a.denominator != 1 or b.denominator != 1 or not 0 <= b <= a <= MAX_FACT: raise Undecided
+        if a.denominator != 1 or b.denominator != 1 or not 0 <= b <= a <= MAX_FACT:
+            raise Undecided
         return Fraction(math.factorial(int(a)) if op == "!" else math.comb(int(a), int(b)))
     if op == "f" and n[1] in ("abs", "floor", "ceil"):
         v = exact(n[2], pct, budget)
@@ -281,30 +341,40 @@ _CFUN = {"sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "log": cmath.log,
 def approx(n, env):
     """Complex float value at a variable assignment: the fast path for sqrt / pi / trig / variables."""
     op = n[0]
-    if op == "n": return complex(n[1])
-    if op == "v": return env[n[1]]
-    if op == "c": return complex(math.pi if n[1] == "pi" else math.inf)
-    if op in _BIN: return _BIN[op](approx(n[1], env), approx(n[2], env))
+    if op == "n":
+        return complex(n[1].numerator / n[1].denominator)  # int / int: correctly rounded, fast
+    if op == "v":
+        return env[n[1]]
+    if op == "c":
+        return complex(math.pi if n[1] == "pi" else math.inf)
+    if op in _BIN:
+        return _BIN[op](approx(n[1], env), approx(n[2], env))
     if op == "^":
         a, b = approx(n[1], env), approx(n[2], env)
-        if abs(b) > 1e4 and abs(a) != 1: raise Undecided
+        if abs(b) > 1e4 and abs(a) != 1:
+            raise Undecided
         return a ** b
-    if op in ("neg", "%", "deg"): return approx(n[1], env) * {"neg": -1, "%": 0.01, "deg": math.pi / 180}[op]
+    if op in ("neg", "%", "deg"):
+        return approx(n[1], env) * {"neg": -1, "%": 0.01, "deg": math.pi / 180}[op]
     if op == "root":
         a, k = approx(n[1], env), approx(n[2], env)
         if a.imag == 0 and a.real < 0 and k == round(k.real) and round(k.real) % 2:  # real odd root
             return -((-a.real) ** (1 / k.real))
         return a ** (1 / k)
-    if op == "f": return complex(_CFUN[n[1]](approx(n[2], env)))
+    if op == "f":
+        return complex(_CFUN[n[1]](approx(n[2], env)))
     return complex(exact(n))  # '!' and binom: bounded integers
 
 
 def free_vars(n, acc=None):
+    """The variable names of an AST (a set)."""
     acc = set() if acc is None else acc
-    if n[0] == "v": acc.add(n[1])
+    if n[0] == "v":
+        acc.add(n[1])
     elif n[0] not in ("n", "c"):
         for x in n[1:]:
-            if isinstance(x, tuple): free_vars(x, acc)
+            if isinstance(x, tuple):
+                free_vars(x, acc)
     return acc
 
 
@@ -317,16 +387,21 @@ def same(a, b, tol=0, budget=None):
     random points (a probabilistic identity test, relative tolerance 1e-9)."""
     try:
         return abs(exact(a, 100, budget) - exact(b, 100, budget)) <= tol
-    except Inexact: pass
-    except (Undecided, ZeroDivisionError, OverflowError, ValueError): return None
+    except Inexact:
+        pass
+    except (Undecided, ZeroDivisionError, OverflowError, ValueError):
+        return None
     names = sorted(free_vars(a) | free_vars(b))
-    if len(names) > 12: return None
+    if len(names) > 12:
+        return None
     try:
         for pt in _POINTS if names else _POINTS[:1]:
             env = dict(zip(names, pt))
             x, y = approx(a, env), approx(b, env)
-            if x == y: continue
-            if cmath.isnan(x) or cmath.isnan(y): return None
+            if x == y:
+                continue
+            if cmath.isnan(x) or cmath.isnan(y):
+                return None
             if cmath.isinf(x) or cmath.isinf(y) or abs(x - y) > max(float(tol), 1e-9 * max(1, abs(x), abs(y))):
                 return False
         return True
@@ -337,19 +412,28 @@ def same(a, b, tol=0, budget=None):
 # ----------------------------------------------------------------------------- sympy (slow path)
 def _to_sympy(n, sp):
     op = n[0]
-    if op == "n": return sp.Rational(n[1].numerator, n[1].denominator)
-    if op == "v": return sp.Symbol(n[1])
-    if op == "c": return sp.pi if n[1] == "pi" else sp.oo
-    if op in ("!", "binom"): return sp.Integer(int(exact(n)))  # bounded by exact
+    if op == "n":
+        return sp.Rational(n[1].numerator, n[1].denominator)
+    if op == "v":
+        return sp.Symbol(n[1])
+    if op == "c":
+        return sp.pi if n[1] == "pi" else sp.oo
+    if op in ("!", "binom"):
+        return sp.Integer(int(exact(n)))  # bounded by exact
     a, b = (_to_sympy(x, sp) if isinstance(x, tuple) else x for x in (n[1:] + (None,))[:2])
-    if op in _BIN: return _BIN[op](a, b)
+    if op in _BIN:
+        return _BIN[op](a, b)
     if op == "^":
         if b.is_Number and (abs(b) > MAX_EXP or a.is_Rational and
-                            (a.p.bit_length() + a.q.bit_length()) * abs(b) > MAX_BITS): raise Undecided
-        if not a.is_Number and (not b.is_Number or abs(b) > MAX_POLY_DEGREE): raise Undecided  # x^{100}, x^y
+                            (a.p.bit_length() + a.q.bit_length()) * abs(b) > MAX_BITS):
+            raise Undecided
+        if not a.is_Number and (not b.is_Number or abs(b) > MAX_POLY_DEGREE):
+            raise Undecided  # x^{100}, x^y
         return a ** b
-    if op == "root": return sp.root(a, b)
-    if op in ("neg", "%", "deg"): return a * {"neg": -1, "%": sp.Rational(1, 100), "deg": sp.pi / 180}[op]
+    if op == "root":
+        return sp.root(a, b)
+    if op in ("neg", "%", "deg"):
+        return a * {"neg": -1, "%": sp.Rational(1, 100), "deg": sp.pi / 180}[op]
     return {"sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "sec": sp.sec, "csc": sp.csc, "cot": sp.cot, "log": sp.log,
             "ln": sp.log, "exp": sp.exp, "arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan, "abs": sp.Abs,
             "floor": sp.floor, "ceil": sp.ceiling}[a](b)  # ('f', name, arg)
@@ -364,8 +448,10 @@ def _sympy_call(fn, budget, *trees):
     symbolic powers <= MAX_POLY_DEGREE, exact sizes bounded as everywhere) and only while at least
     SYMPY_MIN_LEFT seconds of the deadline remain. No signal or thread interrupts it: the bounds on
     its input are what keep it short. None on any failure: undecided, never a crash."""
-    if budget is None or budget.sympy_calls <= 0 or budget.left() < SYMPY_MIN_LEFT: return None
-    if sum(_size(t) for t in trees) > MAX_SYMPY_NODES: return None
+    if budget is None or budget.sympy_calls <= 0 or budget.left() < SYMPY_MIN_LEFT:
+        return None
+    if sum(_size(t) for t in trees) > MAX_SYMPY_NODES:
+        return None
     budget.sympy_calls -= 1
     import sympy
     try:
@@ -382,7 +468,8 @@ def sympy_same(a, b, budget):
     """Rational-function identity by polynomial arithmetic (together + cancel): the float check's
     blind spot is a removable singularity, not simplification. Trees with functions, roots or
     constants are left undecided: general simplify() has no bound on its running time."""
-    if _has_op(a, ("f", "root", "c", "deg")) or _has_op(b, ("f", "root", "c", "deg")): return None
+    if _has_op(a, ("f", "root", "c", "deg")) or _has_op(b, ("f", "root", "c", "deg")):
+        return None
     def f(sp):
         d = sp.cancel(sp.together(_to_sympy(a, sp) - _to_sympy(b, sp)))
         return True if d == 0 else (False if d.is_number and d != 0 else None)
@@ -391,24 +478,27 @@ def sympy_same(a, b, budget):
 
 def _deg(n):  # polynomial degree bound of an AST, None when not a polynomial
     op, sub = n[0], [_deg(x) for x in n[1:3] if isinstance(x, tuple)]
-    if op in ("n", "c") or not free_vars(n): return 0
-    if op == "v": return 1
-    if None in sub: return None
-    if op in ("+", "-", "neg", "%"): return max(sub)
-    if op == "*": return sum(sub)
-    if op == "/": return None if free_vars(n[2]) else sub[0]
+    if op in ("n", "c") or not free_vars(n):
+        return 0
+    if op == "v":
+        return 1
+    if None in sub:
+        return None
+    if op in ("+", "-", "neg", "%"):
+        return max(sub)
+    if op == "*":
+        return sum(sub)
+    if op == "/":
+        return None if free_vars(n[2]) else sub[0]
     if op == "^" and n[2][0] == "n" and n[2][1].denominator == 1 and 0 <= n[2][1] <= MAX_POLY_DEGREE:
         return sub[0] * int(n[2][1])
     return None
 
 
-def _has_sum(n):
-    return n[0] in ("+", "-") or any(isinstance(x, tuple) and _has_sum(x) for x in n[1:])
-
-
 def _is_factored(n):  # (x+1)^2, -2(x-3)(x+1): a product or power with a sum inside
-    while n[0] == "neg": n = n[1]
-    return n[0] in ("*", "^") and _has_sum(n)
+    while n[0] == "neg":
+        n = n[1]
+    return n[0] in ("*", "^") and _has_op(n, ("+", "-"))
 
 
 def wrong_identity(a, b, budget):
@@ -417,13 +507,13 @@ def wrong_identity(a, b, budget):
     e.g. (x+1)^2 = x^2+1. Equations being solved (2x+3 = 5x-6, x^2 = 4x, x^2+2 = x^2+4x+4) are not
     flagged, nor ones whose variable profile() sees solved for later."""
     da, db = _deg(a), _deg(b)
-    if da is None or db is None or max(da, db) > MAX_POLY_DEGREE or len(free_vars(a)) > 4: return None
-    if not ((_is_factored(a) and b[0] in "+-") or (_is_factored(b) and a[0] in "+-")): return None
+    if da is None or db is None or max(da, db) > MAX_POLY_DEGREE or len(free_vars(a)) > 4:
+        return None
+    if not ((_is_factored(a) and b[0] in "+-") or (_is_factored(b) and a[0] in "+-")):
+        return None
     def f(sp):
         syms = [sp.Symbol(s) for s in sorted(free_vars(a))]
         pa, pb = sp.Poly(_to_sympy(a, sp), *syms), sp.Poly(_to_sympy(b, sp), *syms)
         d = pa - pb
         return False if d.is_zero else d.total_degree() < max(pa.total_degree(), pb.total_degree())
     return _sympy_call(f, budget, a, b)
-
-

@@ -18,10 +18,11 @@ from collections import namedtuple
 from dataclasses import dataclass, field, asdict
 from fractions import Fraction
 
-from mathexpr import (_UNI, Budget, Inexact, Undecided, approx, exact, free_vars, parse, same,
+from mathexpr import (to_ascii, Budget, Inexact, Undecided, approx, exact, free_vars, parse, same,
                       sympy_same, wrong_identity)
-from answers import (_REPL, _SPACING, _LR, _brace, answer_value, answers_match, canon, compact, decimals, extract,
-                     extract_answer)
+from answers import (_ASY_OPEN, _MATH_OPEN, _NUMBER, _REPL, _SPACING, _LR, _blocks, _close, _first_stated,
+                     _numbers, _unbox, answer_value, answers_match, canon, compact, decimals, extract,
+                     extract_answer, form_ok)
 
 DIMENSIONS = ("answer_mismatch", "numeric_distance", "arithmetic", "symbolic", "logical", "format")
 # wrongness = W_ANSWER*answer_mismatch + W_DISTANCE*numeric_distance
@@ -45,23 +46,19 @@ PROFILE_SECONDS = 0.5     # deadline of one profile(): the answer check first, t
 
 # ----------------------------------------------------------------------------- step checks
 _NOTE = re.compile(r"<<([^<>=\n]{1,300})=([^<>\n]{1,80})>>")
-_TIMES = re.compile(r"(?<=[\d)])[ \t]*[xX×][ \t]*(?=[\d($])")
+_TIMES = re.compile(r"([\d)])([ \t]*[xX×][ \t]*)(?=[\d($])")  # a digit first: the regex engine skips fast to one
 _RUN = re.compile(r"[\d$(.\-][\d \t.,$%+\-*/()^=]*")
 _SUBRUN = re.compile(r",[ \t]+|;|\.[ \t]+|\.$")
 _OPWORD = re.compile(r"\b(?:of|times|by|plus|minus|over|per|and|than|half|twice|double|triple|x)[ \t]*$|[\w^/_.]$"
-                     r"|[-+*/^×][ \t]*\$?$", re.I)  # text before an equation that makes its left side partial
+                     r"|[-+*/^×][ \t]*\$?$")  # text before an equation that makes its left side partial (lower case)
 _LATEX_MODE = re.compile(r"\\[a-zA-Z]{2,}|\\\(|\\\[|\$[a-zA-Z\\]")
-_MATH_OPEN = re.compile(r"\$\$|\$|\\\[|\\\(|\\begin\{(align|equation|eqnarray|gather)\*?\}")
 # a unit word between a number and an operator or '=' ("2 bags + 4 bags = 6 bags", "$3/pound x 4 pounds")
-_UNIT_GAP = re.compile(r"(?<=\d)(?:[ \t]*/[ \t]*[a-zA-Z]{2,}|[ \t]+(?!x[ \t])[a-zA-Z]{2,}(?:[ \t]+[a-zA-Z]{2,})?)"
+_UNIT_GAP = re.compile(r"(\d)([ \t]*/[ \t]*[a-zA-Z]{2,}|[ \t]+(?!x[ \t])[a-zA-Z]{2,}(?:[ \t]+[a-zA-Z]{2,}){0,2})"
                        r"(?=[ \t]*(?:[-+*/×=]|x[ \t]))")
 # a unit after a number in LaTeX math, before an operator / '=' / the end: "14 \text{ hours} + 20 \text{ hours}"
 # (not inside a fraction: "\frac{8 \text{ in}}{1 \text{ ft}} = 1" is a conversion, left unchecked)
 _TEXT_UNIT = re.compile(r"(?<=[\d}])\s*\\(?:text|mbox|mathrm)\s*\{[^{}]*\}(?:\^\{?\d\}?)?"
                         r"(?=\s*(?:[-+=)]|\\times|\\cdot|\\div|$))")
-_DOLLAR_CLOSE = re.compile(r"(?<![\s\\])\$(?!\d)")  # closes inline math: no space before, no digit after
-_ASY_OPEN = re.compile(r"\[asy\]")
-_CLOSE = {"$$": "$$", "$": "$", r"\[": r"\]", r"\(": r"\)", "[asy]": "[/asy]"}
 _CHUNK = re.compile(r"\\\\|;|,(?!\d{3}(?!\d))|\\(?:q?quad|implies|Rightarrow|Longrightarrow|iff|therefore|because|"
                     r"rightarrow|Leftrightarrow|hspace\{[^}]*\})(?![a-zA-Z])")
 _REL = re.compile(r"(=|\\approx|\\neq?|\\leq?|\\geq?|\\lt|\\gt|<|>|\\equiv|\\sim|\\simeq|\\cong|\\to|\\mapsto|"
@@ -69,34 +66,14 @@ _REL = re.compile(r"(=|\\approx|\\neq?|\\leq?|\\geq?|\\lt|\\gt|<|>|\\equiv|\\sim
 _ALIGN = [(re.compile(r"\\\\\s*&?\s*="), "="),                           # "\\ &= ..." continues the chain
           (re.compile(r"\\\\\s*&?\s*(?:\\q?quad\s*)?(?=[-+])"), " "),  # "\\ &+ ..." continues the expression
           (re.compile(r"([\^_])(\d)(?=\d)"), r"\1{\2}"), ("&", " ")]   # LaTeX 3^25^2 is 3^2 5^2
-_MOD = re.compile(r"\\[pb]?mod|\\equiv|modulo|remainder|\bmod\b|\bbase\b", re.I)
+_MOD = re.compile(r"\\[pb]?mod|\\equiv|modulo|remainder|\bmod\b|\bbase\b")  # searched in lower case
 _FALSE = re.compile(r"[\s,.;]*(?:which |that |this )?(?:is |are )?(?:not true|false|impossible|a contradiction|"
-                    r"extraneous|not possible|invalid|not valid)", re.I)
+                    r"extraneous|not possible|invalid|not valid)")  # matched in lower case
 _FUNC_NOTATION = re.compile(r"[fghpqPQ]\s*\(")
-_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
-_FRACTION = re.compile(r"\\[dt]?frac\{(\d{1,9})\}\{(\d{1,9})\}|\b(\d{1,9})/(\d{1,9})\b")
+_KEY_NOISE = re.compile(r"[\s$,]")
+_COMMA_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _PARA = re.compile(r"\n[ \t]*\n")  # a paragraph break (ProcessBench steps are joined with blank lines)
 _Eq = namedtuple("_Eq", "pos end kind ok val src vars")  # ok None: unchecked (a definition x = 5 keeps val)
-
-
-def _blocks(text, opener):
-    """(start, end, body) of delimited blocks in linear time: a closing delimiter found missing once is
-    never searched for again (a lazy regex is quadratic on '\\[' * 10000)."""
-    out, i, dead = [], 0, set()
-    while m := opener.search(text, i):
-        close = _CLOSE.get(m.group()) or r"\end{" + m.group(1)
-        if close == "$":  # TeX's rule against money: "$5 and $7" is prose, "$5 + 7 = 12$" is math
-            if m.end() == len(text) or text[m.end()].isspace():
-                i = m.end(); continue
-            c = None if close in dead else _DOLLAR_CLOSE.search(text, m.end())
-            j = c.start() if c else -1
-        else:
-            j = -1 if close in dead else text.find(close, m.end())
-        if j < 0:
-            dead.add(close); i = m.end(); continue
-        i = j + len(close) if close in _CLOSE.values() else text.find("}", j) + 1
-        out.append((m.start(), i, text[m.end():j]))
-    return out
 
 
 def _unit_key(u):  # "\text{ hours (yoga)}" -> "hour"
@@ -108,28 +85,28 @@ def _drop_units(body):
     """Drop unit texts after numbers when the math block uses one unit throughout; different units
     ("1 \text{ ft} = 12 \text{ in}") are a conversion, not an equality of numbers: kept (unchecked)."""
     units = _TEXT_UNIT.findall(body)
-    if not units or len({_unit_key(u) for u in units}) > 1: return body
+    if not units or len({_unit_key(u) for u in units}) > 1:
+        return body
     return _TEXT_UNIT.sub(" ", body)
 
 
-def _balance(p):  # drop the unmatched "(" of "(so 3 + 4 = 7)"; linear, the text may be hostile
+def _balance(p):
+    """Drop unmatched brackets at the ends: "(so 3 + 4 = 7)", "= 15.00 (rounded)" -> "15.00"; linear, the
+    text may be hostile."""
+    p = p.strip()
+    if p.endswith("(") and p.count("(") > p.count(")"):  # a remark opens after the result
+        p = p.rstrip("( \t")
     d = p.count("(") - p.count(")")
-    if d > 0: p = p[min(d, len(p) - len(p.lstrip("("))):]
-    elif d < 0: p = p[:len(p) - min(-d, len(p) - len(p.rstrip(")")))]
+    if d > 0:
+        p = p[min(d, len(p) - len(p.lstrip("("))):]
+    elif d < 0:
+        p = p[:len(p) - min(-d, len(p) - len(p.rstrip(")")))]
     return p.strip()
 
 
-def _unbox(s):
-    for _ in range(5):
-        i = s.find(r"\boxed")
-        j = s.find("{", i)
-        if i < 0 or j < 0 or s[i + 6:j].strip() or (inner := _brace(s, j)) is None: break
-        s = s[:i] + inner + s[j + len(inner) + 2:]
-    return s
-
-
 def _first_literal(n):
-    while n[0] not in ("n", "v", "c") and isinstance(n[1], tuple): n = n[1]
+    while n[0] not in ("n", "v", "c") and isinstance(n[1], tuple):
+        n = n[1]
     return n[1] if n[0] == "n" else None
 
 
@@ -143,48 +120,58 @@ class _Checker:
         self.mod = False
 
     def chain(self, pos, end, parts, kind, skip_first=False):
-        if len(self.eqs) >= MAX_EQUATIONS or self.budget.expired(): return  # out of budget: undecided
+        if len(self.eqs) >= MAX_EQUATIONS or self.budget.expired():
+            return  # out of budget: undecided
         nodes = [None if not p or r"\text" in p or r"\mbox" in p else parse(p) for p in parts]
+        names = [None if n is None else frozenset(free_vars(n)) for n in nodes]  # once per side
         for i in range(skip_first, len(parts) - 1):
             a, b, sa, sb = nodes[i], nodes[i + 1], parts[i], parts[i + 1]
-            if a is None or b is None: continue
-            key = (kind == "s", re.sub(r"[\s$,]", "", sa + "=" + sb))
-            if key in self.seen:  # notes are restated in the text: check once; definitions may recur
-                if self.seen[key].ok is None: self.eqs.append(self.seen[key]._replace(pos=pos, end=end))
+            if a is None or b is None:
                 continue
-            if kind == "s": ok, val = self.symbolic(a, b, sa, sb)
+            key = (kind == "s", _KEY_NOISE.sub("", sa + "=" + sb))
+            if key in self.seen:  # notes are restated in the text: check once; definitions may recur
+                if self.seen[key].ok is None:
+                    self.eqs.append(self.seen[key]._replace(pos=pos, end=end))
+                continue
+            if kind == "s":
+                ok, val = self.symbolic(a, b, sa, sb, names[i], names[i + 1])
             elif i == 0 and kind == "p" and (a[0] not in "+-*/^" or sa[0] in "+*/^"):
                 continue  # "half of 10 = 5": a bare left side is not the whole expression
             else:
                 ok, val = self.arith(a, b, sa + "=" + sb), None
-                try: val = float(exact(b, 100, self.budget))
-                except Exception: pass
+                try:
+                    val = float(exact(b, 100, self.budget))
+                except Exception:
+                    pass
             if ok is False and i + 2 < len(parts):
                 try:  # running-total notation "3 * 4 = 12 * 2 = 24" is sloppy, not wrong
                     ok = True if _first_literal(b) == exact(a, 100, self.budget) else ok
-                except Exception: pass
+                except Exception:
+                    pass
             self.seen[key] = eq = _Eq(pos, end, "s" if kind == "s" else "a", ok, val, (sa + " = " + sb)[:120],
-                                      frozenset(free_vars(a)))
-            if ok is not None or val is not None: self.eqs.append(eq)
+                                      names[i])
+            if ok is not None or val is not None:
+                self.eqs.append(eq)
 
     def arith(self, lhs, rhs, src):
         try:
             L, R = exact(lhs, 100, self.budget), exact(rhs, 100, self.budget)
             d = rhs[2] if rhs[0] == "n" else None
             return (L == R or (bool(d) and abs(L - R) < Fraction(1, 2 * 10 ** d))   # 10/3 = 3.33 (rounded)
+                    or (bool(d) and 0 < abs(L) - abs(R) < Fraction(1, 10 ** d))       # 370/110 = 3.363... (cut)
                     or (d == 0 and L.denominator != 1 and abs(L - R) < (1 if "/" in src else 0.5))  # rounded count
                     or ("%" in src and exact(lhs, 1, self.budget) == exact(rhs, 1, self.budget)))           # "100 - 20% = 80"
         except (Undecided, Inexact, ZeroDivisionError, OverflowError, ValueError):
             return None
 
-    def symbolic(self, a, b, sa, sb):
-        va, vb = free_vars(a), free_vars(b)
+    def symbolic(self, a, b, sa, sb, va, vb):
         val = None if vb else answer_value(sb)[0]  # degrees stay degrees: compared with answers
         if va != vb or (va and (sa in va or sb in va)) or (self.star and "*" in sa + sb):
             return None, val  # x = 5, y = 2x + 1, f(2) = 7, a custom a * b: unchecked
         d = [decimals(x) for x in (sa, sb)]
         r = same(a, b, Fraction(49, 100 * 10 ** min(x for x in d if x)) if any(d) else 0)  # \sqrt2 = 1.414
-        if r is None: r = sympy_same(a, b, self.budget)
+        if r is None:
+            r = sympy_same(a, b, self.budget)
         if r is False and r"\circ" in sa + sb:  # \arcsin(\sin 6^\circ) = 6^\circ, or a unit conversion
             r = True if same(parse(sa, True) or a, parse(sb, True) or b) else \
                 (None if (r"\circ" in sa) != (r"\circ" in sb) else False)
@@ -198,7 +185,8 @@ class _Checker:
                         or _close(x, 100 * y) or _close(100 * x, y)                 # 0.65 = 65 (%)
                         or (self.mod and x == round(x.real) and y == round(y.real))):  # 2^{10} = 4 (mod 5)
                     r = None
-            except Exception: r = None
+            except Exception:
+                r = None
         if r is False and va and (_FUNC_NOTATION.search(sa + sb) or wrong_identity(a, b, self.budget) is not True):
             r = None
         return r, val
@@ -211,40 +199,54 @@ class _Checker:
 
     def plain(self, text):
         """Plain-text chains 'a op b = c [= d]': x, ×, ÷, $, %, thousands commas, units after c."""
-        text = _TIMES.sub(lambda m: "*".center(len(m.group())), text.translate(_UNI))
-        text = _UNIT_GAP.sub(lambda m: " " * len(m.group()), text)  # "$194/meter × 490 meters = $94,860"
+        text = _TIMES.sub(lambda m: m[1] + "*".center(len(m[2])), to_ascii(text))
+        text = _UNIT_GAP.sub(lambda m: m[1] + " " * len(m[2]), text)  # "$194/meter × 490 meters = $94,860"
         for m in _RUN.finditer(text):
             run, before, off = m.group(), text[max(0, m.start() - 12):m.start()], 0
-            if "=" not in run: continue
-            skip = bool(_OPWORD.search(before) or (run[0] == "-" and re.search(r"[\w)][ \t]*$", before)))
-            for sub in _SUBRUN.split(run):  # skip: "3 times 4 + 2 = 14", "x - 3 + 2 = 5"
+            if "=" not in run:
+                continue
+            skip = bool(_OPWORD.search(before.lower()) or (run[0] == "-" and re.search(r"[\w)][ \t]*$", before)))
+            # a run that stops at a variable ("5/5 = (5x)/5", not "5 = 5kg") has a partial last side: not compared
+            cut = re.match(r"[a-zA-Z](?![a-zA-Z])", text[m.end():m.end() + 2]) is not None and run[-1].isdigit()
+            subs = _SUBRUN.split(run)
+            for k, sub in enumerate(subs):  # skip: "3 times 4 + 2 = 14", "x - 3 + 2 = 5"
                 if "=" in sub:
-                    parts = [_balance(re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", p.replace("$", "")).strip().rstrip("."))
+                    parts = [_balance(_COMMA_THOUSANDS.sub("", p.replace("$", "")).strip().rstrip("."))
                              for p in sub.split("=")]
+                    if cut and k == len(subs) - 1:
+                        parts.pop()
                     self.chain(m.start() + off, m.start() + off + len(sub.rstrip(" \t.,$")), parts, "p", skip)
                 skip, off = False, off + len(sub) + 1
 
     def latex(self, text):
         """Equalities in $..$, $$..$$, \\[..\\], \\(..\\), align; returns the text with the math blanked."""
-        self.mod = bool(_MOD.search(self.text))  # modular / base-b work: integer "mismatches" are intended
+        low = self.text.lower()  # the substring tests first: the regex scans slowly (no literal prefix)
+        self.mod = any(w in low for w in ("mod", "equiv", "remainder", "base")) and bool(_MOD.search(low))  # modular / base-b work: integer "mismatches" are intended
         out, last = [], 0
         for start, end, body in _blocks(text, _MATH_OPEN):
             out += [text[last:start], "_" * (end - start)]  # '_' ends plain-text runs: no "3 + $x$ + 4 = 7" holes
             last = end
-            if len(body) > 5000 or "=" not in body or _FALSE.match(text, end): continue  # "..., which is false"
-            body = _SPACING.sub(lambda m: "," if m.group()[0] == "," else " ", _LR.sub("", _unbox(body)))
-            body = _drop_units(body)  # "14 \text{ hours} + 20 \text{ hours} = 34 \text{ hours}"
-            for a, b in _REPL[:4] + _ALIGN:  # _REPL[:4]: \dfrac, \tfrac, ~, {,}
-                body = body.replace(a, b) if isinstance(a, str) else a.sub(b, body)
-            skip = bool(_OPWORD.search(text[max(0, start - 12):start]))  # "$(3)$ x $(5) = 64$"
+            if len(body) > 5000 or "=" not in body or _FALSE.match(text[end:end + 60].lower()):
+                continue  # "..., which is false"
+            if "\\" in body:  # LaTeX commands: spacing, \left, \boxed, units, \dfrac, aligned rows
+                body = _SPACING.sub(lambda m: "," if m.group()[0] == "," else " ", _LR.sub("", _unbox(body)))
+                body = _drop_units(body)  # "14 \text{ hours} + 20 \text{ hours} = 34 \text{ hours}"
+                for a, b in _REPL[:4] + _ALIGN:  # _REPL[:4]: \dfrac, \tfrac, ~, {,}
+                    body = body.replace(a, b) if isinstance(a, str) else a.sub(b, body)
+            else:
+                body = body.replace("~", " ").replace("&", " ")
+                body = _ALIGN[2][0].sub(_ALIGN[2][1], body) if "^" in body or "_" in body else body
+            skip = bool(_OPWORD.search(text[max(0, start - 12):start].lower()))  # "$(3)$ x $(5) = 64$"
             for chunk in _CHUNK.split(body):
                 bits = _REL.split(chunk) if "=" in chunk and len(chunk) <= 600 else [chunk]
                 parts, rels, i = bits[0::2], bits[1::2], 0
                 while i < len(rels):  # maximal runs of '=' form a chain
                     j = i
-                    while j < len(rels) and rels[j] == "=": j += 1
-                    if j > i: self.chain(start, end, [p.strip().rstrip(".,").strip() for p in parts[i:j + 1]],
-                                         "s", skip and i == 0)
+                    while j < len(rels) and rels[j] == "=":
+                        j += 1
+                    if j > i:
+                        self.chain(start, end, [p.strip().rstrip(".,").strip() for p in parts[i:j + 1]],
+                                   "s", skip and i == 0)
                     i = j + 1
                 skip = False
         return "".join(out) + text[last:]
@@ -275,38 +277,33 @@ _CONTINUOUS = re.compile(r"hour|minute|second|mile|pound|kilo|gram|lit[er]|gallo
                          r"unit|calorie|scoop|serving")
 
 
+_TURN = re.compile(r"\bHowever\b|(?i:\b(?:we|let's|let us|I) assume\b|\bassuming\b)")  # chosen on ProcessBench dev
+_SENTENCE = re.compile(r"[.!?](?=\s)|\n|$")
+
+
 def _sev(n_wrong, n):  # one slip already matters (0.4); several saturate; all wrong is 1
     return max(n_wrong / n, 1 - STEP_DECAY ** n_wrong) if n_wrong else 0.0
 
 
-def _close(x, y):
-    return abs(x - y) <= 1e-6 * max(1.0, abs(x), abs(y))
-
-
-def _numbers(text):
-    fr = [(m[1], m[2]) if m[1] else (m[3], m[4]) for m in _FRACTION.finditer(text)]
-    return [float(x.replace(",", "")) for x in _NUMBER.findall(text)] + [int(a) / int(b) for a, b in fr if int(b)]
-
-
-def _first_stated(text, pv, pred, ans_pos):
-    """(start, end) of the first place before the answer where the (wrong) final value is written:
-    a number equal to it, else the answer's own text; None if it is only in the answer itself."""
-    head = text[:ans_pos] if ans_pos > 0 else ""
-    if pv is not None:
-        for m in _NUMBER.finditer(head):
-            try:
-                if _close(float(m.group().replace(",", "")), abs(pv)): return m.start(), m.end()
-            except ValueError: pass
-    k = head.find(pred) if len(pred) >= 2 else -1
-    return (k, k + len(pred)) if k >= 0 else None
+def _carried(e, eqs, pv, question, text):
+    """A wrong calculation (an operator on its left side) whose stated result is used afterwards (on the left
+    side of a later calculation, or as the answer) and that neither a right equation nor the text before it
+    (question included: a number there is a coincidence) also gives."""
+    if e.kind != "a" or e.val is None or not re.search(r"[-+*/^]", e.src.split("=")[0]):
+        return False
+    if any(d.ok and d.val is not None and _close(d.val, e.val) for d in eqs):
+        return False
+    if any(_close(x, e.val) for x in _numbers((question or "") + " " + text[:e.pos])):
+        return False
+    later = [x for d in eqs if d.pos >= e.end for x in _numbers(d.src.split("=")[0])]
+    return (pv is not None and _close(pv, e.val)) or any(_close(x, e.val) for x in later)
 
 
 def _repetition(text):
     lines = [l.strip() for l in text.splitlines() if len(l.strip()) >= 10]
     rep = 1 - len(set(lines)) / len(lines) if len(lines) >= 4 else 0.0
     if len(w := text.split()) >= 40:
-        grams = list(zip(w, w[1:], w[2:], w[3:]))
-        rep = max(rep, 1 - len(set(grams)) / len(grams))
+        rep = max(rep, 1 - len(set(zip(w, w[1:], w[2:], w[3:]))) / (len(w) - 3))  # repeated 4-grams
     return min(1.0, max(0.0, (rep - REP_FREE) / (REP_FULL - REP_FREE)))
 
 
@@ -318,11 +315,12 @@ def profile(solution, reference_answer, question=None, truncated=None):
         ref = extract_answer(ref) or ref
     pred, ans_pos, ans_end = extract(solution, closing=truncated is not True)  # a cut-off text has no closing sentence
     budget = Budget(PROFILE_SECONDS)  # shared by the answer check and the step checks (mathexpr.Budget)
-    correct = pred is not None and answers_match(ref, pred, budget)
+    correct = pred is not None and answers_match(ref, pred, budget) and form_ok(question, ref, pred)
     text, reasons = solution[:MAX_TEXT], []
     # --- steps: <<notes>> and plain text -> arithmetic; LaTeX math -> symbolic. [asy] drawings are code.
     t = text
-    for a, b, _ in _blocks(text, _ASY_OPEN) if "[asy]" in text else []: t = t[:a] + " " * (b - a) + t[b:]
+    for a, b, _ in _blocks(text, _ASY_OPEN) if "[asy]" in text else []:
+        t = t[:a] + " " * (b - a) + t[b:]
     rep, chk = _repetition(t), _Checker(text, question, budget)
     t = chk.notes(t)
     chk.plain(chk.latex(t.replace(r"\$", "  ")) if _LATEX_MODE.search(t) else t)
@@ -333,6 +331,10 @@ def profile(solution, reference_answer, question=None, truncated=None):
     wrong = [e for e in eqs if e.ok is False]
     n = {k: sum(e.kind == k and e.ok is not None for e in eqs) for k in "as"}
     arithmetic, symbolic = (_sev(sum(e.kind == k for e in wrong), n[k]) for k in "as")
+    # a right answer reached through a miscalculation carried forward is luck: a careful grader marks it wrong
+    if correct and any(_carried(e, eqs, answer_value(pred)[0], question, text) for e in wrong):
+        correct = False
+        reasons.append("answer_rests_on_wrong_step")
     # --- the answer against the reference
     (pv, ppct), (rv, rpct) = answer_value(pred), answer_value(ref)
     rel, magnitude, numeric_distance = None, False, 0.0 if correct else 1.0
@@ -356,23 +358,32 @@ def profile(solution, reference_answer, question=None, truncated=None):
             between = text[last.end if last.kind == "a" else last.pos:max(ans_pos, last.end)]
             if not (any(_close(pv, x * s) for x in [last.val] + _numbers(between) for s in scales)
                     or compact(canon(pred)) in compact(between)):
-                logical += LOGIC_LAST; reasons.append("final_not_last_result")
+                logical += LOGIC_LAST
+                reasons.append("final_not_last_result")
                 spans.append((max(ans_pos, 0), max(ans_end, ans_pos, 0), "final_not_last_result"))
         if re.fullmatch(r"-?\$?\d[\d,]*(\.\d+)?%?", canon(pred)) and not (0 <= pv <= 10 and pv == int(pv)):
             seen = {round(abs(x), 6) for x in _numbers((question or "") + " " + text[:max(ans_pos, 0)])}
             seen |= {round(abs(e.val), 6) for e in vals}
             if not any(round(abs(pv) * s, 6) in seen for s in scales):
-                logical += LOGIC_UNSUPPORTED; reasons.append("final_number_unsupported")
+                logical += LOGIC_UNSUPPORTED
+                reasons.append("final_number_unsupported")
     # --- format: the worst of no answer, truncation, loops, impossible values, magnitude
     fmt = {}
-    if truncated is None: truncated = pred is None and bool(text.strip()) and text.rstrip()[-1] not in ".!?$}])"
-    if pred is None: fmt["no_answer"] = 1.0
-    if truncated: fmt["truncated"] = 1.0 if pred is None else 0.5
-    if rep: fmt["repetition"] = rep
+    if truncated is None:
+        truncated = pred is None and bool(text.strip()) and text.rstrip()[-1] not in ".!?$}])"
+    if pred is None:
+        fmt["no_answer"] = 1.0
+    if truncated:
+        fmt["truncated"] = 1.0 if pred is None else 0.5
+    if rep:
+        fmt["repetition"] = rep
     if question and pv is not None and (m := _HOW_MANY.search(question)):
-        if pv < 0: fmt["negative_count"] = 1.0
-        elif pv != int(pv) and not _CONTINUOUS.search(m.group(1).lower()): fmt["non_integer_count"] = 0.7
-    if magnitude: fmt["magnitude"] = 1.0
+        if pv < 0:
+            fmt["negative_count"] = 1.0
+        elif pv != int(pv) and not _CONTINUOUS.search(m.group(1).lower()):
+            fmt["non_integer_count"] = 0.7
+    if magnitude:
+        fmt["magnitude"] = 1.0
     p = Profile(0.0 if correct else 1.0, numeric_distance, arithmetic, symbolic, min(1.0, logical),
                 max(fmt.values(), default=0.0), correct=correct, pred=pred)
     p.wrongness = min(1.0, W_ANSWER * p.answer_mismatch + W_DISTANCE * p.numeric_distance
@@ -380,10 +391,15 @@ def profile(solution, reference_answer, question=None, truncated=None):
     p.absurdity = min(1.0, A_FORMAT * p.format + A_ERRORS * (arithmetic + symbolic + p.logical) / 3)
     # --- first error: the earliest evidence; failing any, a wrong answer's value where it is first stated,
     # and failing that the wrong answer's own sentence
-    if not spans and not correct and pred is not None and (w := _first_stated(text, pv, pred, ans_pos)):
+    if not spans and not correct and pred is not None and (w := _first_stated(text, pv, pred, ans_pos, question)):
         spans.append(w + ("wrong_value_first_stated",))
     if not spans and not correct and pred is not None and ans_pos >= 0:  # at the latest, the wrong answer itself
         spans.append((ans_pos, max(ans_end, ans_pos + 1), "wrong_answer"))
+    # a solution that fails and turns ('However, ...') or assumes what the problem does not say went wrong
+    # there at the latest
+    turns = not correct and ("However" in text or "ssum" in text)  # the cheap test first
+    if turns and (m := _TURN.search(text, 0, min(spans)[0] if spans else len(text))):
+        spans.append((m.start(), _SENTENCE.search(text, m.end()).end(), "turn_or_assumption"))
     fw = min(spans) if spans else None
     p.details = {"n_equations": n["a"] + n["s"], "n_wrong_equations": len(wrong), "n_arithmetic": n["a"],
                  "n_symbolic": n["s"], "first_wrong_step": text.count("\n", 0, fw[0]) if fw else None,
@@ -399,37 +415,26 @@ def is_near_miss(p):
     """Wrong, answered, not absurd, and either numerically close (relative error <= NEAR_MISS_REL) or
     derailed by exactly one wrong equation (a single arithmetic / symbolic slip). Profile or to_dict()."""
     d = p if isinstance(p, dict) else p.to_dict()
-    if d["correct"] or d["pred"] is None or d["absurdity"] > NEAR_MISS_MAX_ABSURDITY: return False
+    if d["correct"] or d["pred"] is None or d["absurdity"] > NEAR_MISS_MAX_ABSURDITY:
+        return False
     return d["numeric_distance"] <= NEAR_MISS_DIST + 1e-9 or d.get("details", {}).get("n_wrong_equations") == 1
 
 
 # ----------------------------------------------------------------------------- CLI
-def _first_bad_utf8(path):
-    """Line number of the first line of `path` that is not valid UTF-8 (common.read_jsonl reports a
-    decoding error without one)."""
-    with open(path, "rb") as f:
-        for ln, line in enumerate(f, 1):
-            try: line.decode("utf-8")
-            except UnicodeDecodeError as e: return ln, e.reason
-    return 0, "invalid UTF-8"
-
-
 def load_records(path, fld, ans_fld):
     """Validated records (through common.read_jsonl) or SystemExit('error: FILE:LINE: ...')."""
     from common import DataError, read_jsonl
     try:
         recs = read_jsonl(path, required=(fld, ans_fld), types={fld: str, ans_fld: (str, int, float),
                                                                 "question": str, "finish_reason": str})
-    except DataError as e:
+    except DataError as e:  # bad UTF-8 included: read_jsonl reads bytes and names the line
         raise SystemExit(f"error: {e}") from None
-    except UnicodeDecodeError:
-        ln, why = _first_bad_utf8(path)
-        raise SystemExit(f"error: {path}:{ln}: not UTF-8 text ({why})") from None
     for r in recs:
         a = r[ans_fld]
         if isinstance(a, bool) or (isinstance(a, float) and not math.isfinite(a)):
             raise SystemExit(f"error: {path}:{r['_line']}: field '{ans_fld}' must be a string or a finite number, got {a!r}")
-    if not recs: raise SystemExit(f"error: {path}: no records")
+    if not recs:
+        raise SystemExit(f"error: {path}: no records")
     return recs
 
 
@@ -451,7 +456,8 @@ def main(argv=None):
     from common import write_json, write_jsonl
     from tqdm import tqdm
     out = args.out or re.sub(r"(\.jsonl)?$", ".scored.jsonl", args.input, count=1)
-    if os.path.isdir(out): raise SystemExit(f"error: {out}: is a folder, expected an output file name")
+    if os.path.isdir(out):
+        raise SystemExit(f"error: {out}: is a folder, expected an output file name")
     recs = load_records(args.input, args.field, args.answer_field)  # validate everything before writing
     jobs = [(r[args.field], r[args.answer_field], r.get("question"), r.get("finish_reason")) for r in recs]
     t0, pool = time.time(), None
@@ -463,7 +469,8 @@ def main(argv=None):
         for r, p in zip(recs, tqdm(it, total=len(jobs), desc="verify", disable=None)):
             r["profile"] = p
     finally:
-        if pool: pool.terminate()
+        if pool:
+            pool.terminate()
     dt, n, ps = time.time() - t0, len(recs), [r["profile"] for r in recs]
     dims = {d: sum(p[d] > 0 for p in ps) for d in DIMENSIONS}
     stats = {"n": n, "accuracy": round(sum(p["correct"] for p in ps) / n, 6),

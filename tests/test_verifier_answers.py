@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from answers import answers_match, canon, extract, extract_answer  # noqa: E402
+from answers import answers_match, canon, extract, extract_answer, form_ok  # noqa: E402
 
 # (class, reference, equal rendering, a different answer in the same rendering)
 CLASSES = [
@@ -113,3 +113,23 @@ def test_extracted_answers_match_their_reference():
 def test_canon_keeps_what_matters():
     assert canon("x = 11") == "11" and canon("12 dozen") == "12 dozen" and canon("x > 3") == r"(3,\infty)"
     assert canon("x = 2 or x = 3") != "3"  # a list of answers is not a chain
+
+
+# (class, question, reference, candidate in the asked form, same value in a form the question rules out)
+FORMS = [
+    ("common fraction, not a decimal", "A jar holds 7 cups shared by 2 people. How much does each get? "
+     "Express your answer as a common fraction.", r"\frac{7}{2}", r"\frac{7}{2}", "3.5"),
+    ("common fraction in terms of pi", "What is the area between the circles? Express your answer as a common "
+     r"fraction in terms of $\pi$.", r"\frac{5}{4}\pi", r"\frac{5\pi}{4}", r"1.25\pi"),
+    ("simplest radical form", r"Find the diagonal. Express your answer in simplest radical form.", r"3\sqrt{2}",
+     r"\sqrt{18}", "4.2426"),
+    ("simplify means simplified", r"Simplify \[\frac{\cos x}{\sin x} + 0.\]", r"\cot x", r"\frac{\cos x}{\sin x}",
+     r"\frac{1}{\sin x \cos x} - \frac{\sin x}{\cos x}"),
+]
+
+
+@pytest.mark.parametrize("cls, question, ref, asked, ruled_out", FORMS, ids=[c[0] for c in FORMS])
+def test_form_the_question_asks_for(cls, question, ref, asked, ruled_out):
+    assert form_ok(question, ref, asked), f"{cls}: the asked form is accepted"
+    assert not form_ok(question, ref, ruled_out), f"{cls}: an equal value in a form the question rules out"
+    assert form_ok("What is the value?", ref, ruled_out), f"{cls}: no form asked, any equal form will do"
