@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common import (IGNORE, TRAIN_STATE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, encode_rejected,
-                    get_lr, grad_accum_steps, has_weights, load_model, load_tokenizer, load_train_state,
-                    make_optimizer, print0, progress, read_json, read_jsonl, recover_checkpoint, resolve_model,
-                    save_checkpoint, sequence_logps, step_indices, training_forward, write_json)
+from checkpoint import TRAIN_STATE, load_train_state, recover_checkpoint, save_checkpoint
+from common import (IGNORE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, encode_rejected,
+                    get_lr, grad_accum_steps, has_weights, load_model, load_tokenizer, make_optimizer, print0, progress,
+                    read_json, read_jsonl, resolve_model, sequence_logps, step_indices, training_forward, write_json)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # model / data

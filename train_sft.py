@@ -9,7 +9,7 @@ loss on response tokens only.
 
 Data: JSONL records with at least "question" and "solution" (see data/*/prepare.py).
 Output: a Hugging Face directory (config.json, model.safetensors, tokenizer files,
-hardneg_meta.json) plus train_state.safetensors for --resume (no pickle: see common.load_train_state).
+hardneg_meta.json) plus train_state.safetensors for --resume (no pickle: see checkpoint.load_train_state).
 """
 import argparse
 import math
@@ -18,10 +18,10 @@ import time
 import torch
 from tqdm import tqdm
 
-from common import (TRAIN_STATE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair,
+from checkpoint import TRAIN_STATE, load_train_state, recover_checkpoint, save_checkpoint
+from common import (DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair,
                     format_prompt, format_response, get_lr, grad_accum_steps, load_model, load_tokenizer,
-                    load_train_state, make_optimizer, print0, progress, read_jsonl, recover_checkpoint,
-                    save_checkpoint, sequence_logps, step_indices, training_forward)
+                    make_optimizer, print0, progress, read_jsonl, sequence_logps, step_indices, training_forward)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # model / data

@@ -11,7 +11,8 @@ import torch
 
 import train_dpo
 import train_sft
-from common import TRAIN_STATE, DataError, load_train_state, save_train_state
+from checkpoint import TRAIN_STATE, load_train_state, save_train_state
+from common import DataError
 from test_dpo import make_pairs
 
 
