@@ -10,6 +10,8 @@ import json
 import math
 import os
 import re
+import sys
+import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -385,12 +387,42 @@ def get_lr(step, total_steps, lr, warmup, min_lr_frac=0.1):
     t = min(1.0, (step - warmup) / max(1, total_steps - warmup))
     return lr * (min_lr_frac + (1 - min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
-def progress(total=None, desc=None, disable=False, initial=0):
-    """tqdm that stays readable in log files: redraw every 30 s when stderr is not a terminal."""
-    import sys
+class LogProgress:
+    """progress() when stderr is not a terminal (run.sh tees every stage into a .log): one plain line every
+    `interval` seconds and one at close, rounded figures, never a \r redraw. tqdm's interface, the part we use."""
+    def __init__(self, total=None, desc=None, initial=0, interval=30.0):
+        self.total, self.desc, self.n, self.n0, self.interval = total, desc, initial, initial, interval
+        self.t0 = self.last = time.time()
+        self.postfix, self.closed = {}, False
+
+    def update(self, n=1):
+        self.n += n
+        if time.time() - self.last >= self.interval:
+            self.line()
+
+    def set_postfix(self, refresh=False, **kw):
+        self.postfix = kw  # shown with the next line, like tqdm's refresh=False
+
+    def line(self):
+        self.last = now = time.time()
+        dt = now - self.t0
+        done = f"{self.n}/{self.total} ({100 * self.n / self.total:.0f}%)" if self.total else f"{self.n}"
+        parts = [f"{self.desc or 'progress'} {done}", f"{dt:.0f} s", f"{(self.n - self.n0) / max(dt, 1e-9):.3g}/s"]
+        parts += [f"{k} {v}" for k, v in self.postfix.items()]
+        print(" | ".join(parts), file=sys.stderr, flush=True)
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.line()
+
+def progress(total=None, desc=None, disable=False, initial=0, interval=30.0):
+    """A tqdm bar on a terminal; elsewhere (a log file, a pipe) LogProgress: one plain line per `interval` seconds.
+    disable=True (ranks other than 0) gives a bar that prints nothing."""
     from tqdm import tqdm
-    return tqdm(total=total, desc=desc, disable=disable, initial=initial, dynamic_ncols=True,
-                mininterval=0.5 if sys.stderr.isatty() else 30)
+    if disable or sys.stderr.isatty():
+        return tqdm(total=total, desc=desc, disable=disable, initial=initial, dynamic_ncols=True, mininterval=0.5)
+    return LogProgress(total, desc, initial, interval)
 
 def print0(*a, **k):
     if int(os.environ.get("RANK", 0)) == 0:
