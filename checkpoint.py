@@ -1,7 +1,8 @@
 """
 What goes into a checkpoint folder and back out: save_checkpoint (a Hugging Face directory + hardneg_meta.json,
 swapped in atomically), recover_checkpoint, read_meta, and the training state for --resume
-(train_state.safetensors: tensors as safetensors, the rest as JSON; nothing is ever unpickled).
+(train_state.safetensors: tensors as safetensors, the rest as JSON; nothing is ever unpickled;
+load_train_state reads it, restore_train_state puts it back into the optimizer and torch's RNG).
 Used by train_sft.py, train_dpo.py and diagnose.py; everything else shared lives in common.py.
 """
 import json
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from common import DataError, read_json, write_json
+from common import DataError, print0, read_json, write_json
 
 # -----------------------------------------------------------------------------
 # the checkpoint folder: a Hugging Face directory + hardneg_meta.json (+ the train state)
@@ -132,3 +133,15 @@ def load_train_state(out_dir):
     if not ok:
         raise DataError(f"{path}: malformed train state (needs optimizer, step, history, rng)")
     return state
+
+
+def restore_train_state(state, opt, out_dir):
+    """Put a loaded train state back: the optimizer's state and torch's RNG. Returns (step, history) to continue
+    from. A state that does not fit this model/optimizer is a DataError naming the file, not a traceback."""
+    try:
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise DataError(f"{out_dir}/{TRAIN_STATE}: does not fit this model and optimizer ({str(e)[:200]})") from None
+    print0(f"resumed from {out_dir} at step {state['step']}")
+    return state["step"], state["history"]

@@ -18,7 +18,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from checkpoint import TRAIN_STATE, load_train_state, recover_checkpoint, save_checkpoint
+from checkpoint import load_train_state, recover_checkpoint, restore_train_state, save_checkpoint
 from common import (DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair,
                     format_prompt, format_response, get_lr, grad_accum_steps, load_model, load_tokenizer,
                     make_optimizer, print0, progress, read_jsonl, sequence_logps, step_indices, training_forward)
@@ -105,15 +105,7 @@ def train(args):
            f"{grad_accum} x world {world} | {steps} steps")
 
     opt = make_optimizer(raw_model, args.lr, args.weight_decay, device)
-    step, history = 0, []
-    if state:
-        try:
-            opt.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["rng"])
-        except (ValueError, KeyError, TypeError, RuntimeError) as e:
-            raise DataError(f"{args.out_dir}/{TRAIN_STATE}: does not fit this model and optimizer ({str(e)[:200]})") from None
-        step, history = state["step"], state["history"]
-        print0(f"resumed from {args.out_dir} at step {step}")
+    step, history = restore_train_state(state, opt, args.out_dir) if state else (0, [])
     ctx = autocast_ctx(device, args.dtype)
 
     @torch.no_grad()
