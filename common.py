@@ -2,14 +2,16 @@
 Small shared module for the hardneg scripts: the prompt format, JSONL I/O with
 errors that name file:line:field, atomic writes, model/tokenizer loading
 (hub id, local dir, config-only dir = random init, or the embedded "toy" default),
-checkpoint save/load, torchrun/DDP setup, the LR schedule and the one masking
-convention used everywhere (labels == -100 means "no loss here").
+torchrun/DDP setup, the LR schedule, progress output and the one masking convention
+used everywhere (labels == -100 means "no loss here"). Checkpoint folders and the
+--resume train state are checkpoint.py's job.
 """
 import json
 import math
 import os
 import re
-import shutil
+import sys
+import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -213,123 +215,6 @@ def load_model(name, dtype=torch.float32, device="cpu", seed=0, tokenizer=None):
         model.config._attn_implementation = "sdpa"
     return model, tok, how
 
-def save_checkpoint(out_dir, model, tok, meta, train_state=None):
-    """Save a Hugging Face directory (config.json + model.safetensors + tokenizer files) plus
-    hardneg_meta.json and, for --resume, train_state.safetensors (save_train_state: no pickle).
-    The directory is built next to the target and swapped in with renames, so a crash never
-    leaves a half-written checkpoint."""
-    out_dir = Path(out_dir)
-    tmp, old = out_dir.with_name(out_dir.name + ".tmp"), out_dir.with_name(out_dir.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    raw = model.module if hasattr(model, "module") else model      # never save the DDP wrapper's keys
-    raw = getattr(raw, "_orig_mod", raw)                             # nor torch.compile's _orig_mod. keys
-    from transformers.utils import logging as hf_logging
-    hf_logging.disable_progress_bar()  # one bar per save clutters the training log
-    raw.save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
-    write_json(tmp / "hardneg_meta.json", meta)
-    if train_state is not None:
-        save_train_state(tmp / TRAIN_STATE, train_state)
-    shutil.rmtree(old, ignore_errors=True)
-    if out_dir.exists():
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    shutil.rmtree(old, ignore_errors=True)
-
-def recover_checkpoint(out_dir):
-    """If a crash hit between the two renames of save_checkpoint, put the old one back."""
-    out_dir = Path(out_dir)
-    old = out_dir.with_name(out_dir.name + ".old")
-    if not out_dir.exists() and old.exists():
-        os.replace(old, out_dir)
-
-def read_meta(path):
-    p = Path(path) / "hardneg_meta.json"
-    return read_json(p) if p.exists() else {}
-
-# -----------------------------------------------------------------------------
-# training state for --resume: safetensors + JSON, never pickle. A checkpoint folder is a file a
-# user may receive, and unpickling one runs whatever code it names (torch.load's weights_only
-# unpickler narrows that but has had bypasses), so nothing here is ever unpickled.
-
-TRAIN_STATE = "train_state.safetensors"
-_TAGS = ("__tensor__", "__tuple__", "__items__")
-
-
-def _to_plain(obj, tensors):
-    """Nested dict/list/tuple/scalars/tensors -> JSON-able values; each tensor goes to `tensors`
-    (name -> tensor) and is referenced as {"__tensor__": name}. Tuples and dicts with non-str keys
-    (the optimizer's {param index: state}) are tagged so they come back exactly as they were."""
-    if isinstance(obj, torch.Tensor):
-        name = f"t{len(tensors)}"
-        tensors[name] = obj.detach().cpu().contiguous()
-        return {"__tensor__": name}
-    if isinstance(obj, dict):
-        if all(isinstance(k, str) for k in obj) and not any(k in _TAGS for k in obj):
-            return {k: _to_plain(v, tensors) for k, v in obj.items()}
-        return {"__items__": [[_to_plain(k, tensors), _to_plain(v, tensors)] for k, v in obj.items()]}
-    if isinstance(obj, (list, tuple)):
-        items = [_to_plain(v, tensors) for v in obj]
-        return {"__tuple__": items} if isinstance(obj, tuple) else items
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise TypeError(f"train state: cannot store a {type(obj).__name__}")
-
-
-def _from_plain(obj, tensors):
-    """Inverse of _to_plain. KeyError / TypeError / ValueError on a malformed document."""
-    if isinstance(obj, list):
-        return [_from_plain(v, tensors) for v in obj]
-    if isinstance(obj, dict):
-        if len(obj) == 1 and next(iter(obj)) in _TAGS:
-            tag, v = next(iter(obj.items()))
-            if tag == "__tensor__":
-                return tensors[v]
-            if tag == "__tuple__":
-                return tuple(_from_plain(x, tensors) for x in v)
-            return {_from_plain(k, tensors): _from_plain(x, tensors) for k, x in v}
-        return {k: _from_plain(v, tensors) for k, v in obj.items()}
-    return obj
-
-
-def save_train_state(path, state):
-    """state (optimizer state_dict, step, history, RNG state, ...) -> one safetensors file: the tensors
-    as tensors, the rest as JSON in its metadata. Bit-exact round trip (floats via repr)."""
-    from safetensors.torch import save_file
-    tensors = {}
-    doc = json.dumps(_to_plain(state, tensors))
-    save_file(tensors, str(path), metadata={"hardneg_train_state": doc})
-
-
-def load_train_state(out_dir):
-    """The train state of a checkpoint dir, for --resume (call recover_checkpoint first). Reads only
-    safetensors + JSON; a pickle (the old train_state.pt, or anything crafted) is refused, not opened.
-    Raises DataError naming the file on anything it cannot use."""
-    from safetensors import safe_open
-    path = Path(out_dir) / TRAIN_STATE
-    if not path.exists():
-        old = Path(out_dir) / "train_state.pt"
-        if old.exists():
-            raise DataError(f"{old}: a pickle file (the old train-state format); it is not loaded, because "
-                            f"unpickling a file can run code. --resume needs {TRAIN_STATE}: restart the run without --resume")
-        raise DataError(f"--resume: no {path}")
-    try:
-        with safe_open(str(path), "pt") as f:
-            doc = (f.metadata() or {}).get("hardneg_train_state")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # a pickle, a torn or a crafted file: safetensors parses, it never executes
-        raise DataError(f"{path}: not a readable safetensors file ({str(e)[:200]})") from None
-    try:
-        state = _from_plain(json.loads(doc), tensors)
-        ok = (isinstance(state, dict) and isinstance(state.get("optimizer"), dict) and isinstance(state.get("history"), list)
-              and type(state.get("step")) is int and state["step"] >= 0 and isinstance(state.get("rng"), torch.Tensor)
-              and state["rng"].dtype == torch.uint8)
-    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as e:
-        raise DataError(f"{path}: malformed train state ({type(e).__name__}: {str(e)[:200]})") from None
-    if not ok:
-        raise DataError(f"{path}: malformed train state (needs optimizer, step, history, rng)")
-    return state
-
 # -----------------------------------------------------------------------------
 # tokenising prompt/response pairs; the masking convention
 
@@ -502,12 +387,42 @@ def get_lr(step, total_steps, lr, warmup, min_lr_frac=0.1):
     t = min(1.0, (step - warmup) / max(1, total_steps - warmup))
     return lr * (min_lr_frac + (1 - min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
-def progress(total=None, desc=None, disable=False, initial=0):
-    """tqdm that stays readable in log files: redraw every 30 s when stderr is not a terminal."""
-    import sys
+class LogProgress:
+    """progress() when stderr is not a terminal (run.sh tees every stage into a .log): one plain line every
+    `interval` seconds and one at close, rounded figures, never a \r redraw. tqdm's interface, the part we use."""
+    def __init__(self, total=None, desc=None, initial=0, interval=30.0):
+        self.total, self.desc, self.n, self.n0, self.interval = total, desc, initial, initial, interval
+        self.t0 = self.last = time.time()
+        self.postfix, self.closed = {}, False
+
+    def update(self, n=1):
+        self.n += n
+        if time.time() - self.last >= self.interval:
+            self.line()
+
+    def set_postfix(self, refresh=False, **kw):
+        self.postfix = kw  # shown with the next line, like tqdm's refresh=False
+
+    def line(self):
+        self.last = now = time.time()
+        dt = now - self.t0
+        done = f"{self.n}/{self.total} ({100 * self.n / self.total:.0f}%)" if self.total else f"{self.n}"
+        parts = [f"{self.desc or 'progress'} {done}", f"{dt:.0f} s", f"{(self.n - self.n0) / max(dt, 1e-9):.3g}/s"]
+        parts += [f"{k} {v}" for k, v in self.postfix.items()]
+        print(" | ".join(parts), file=sys.stderr, flush=True)
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.line()
+
+def progress(total=None, desc=None, disable=False, initial=0, interval=30.0):
+    """A tqdm bar on a terminal; elsewhere (a log file, a pipe) LogProgress: one plain line per `interval` seconds.
+    disable=True (ranks other than 0) gives a bar that prints nothing."""
     from tqdm import tqdm
-    return tqdm(total=total, desc=desc, disable=disable, initial=initial, dynamic_ncols=True,
-                mininterval=0.5 if sys.stderr.isatty() else 30)
+    if disable or sys.stderr.isatty():
+        return tqdm(total=total, desc=desc, disable=disable, initial=initial, dynamic_ncols=True, mininterval=0.5)
+    return LogProgress(total, desc, initial, interval)
 
 def print0(*a, **k):
     if int(os.environ.get("RANK", 0)) == 0:

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from common import (IGNORE, DataError, collate, encode_pair, encode_rejected, load_model, progress, read_jsonl, read_meta, sequence_logps,
+from checkpoint import read_meta
+from common import (IGNORE, DataError, collate, encode_pair, encode_rejected, load_model, progress, read_jsonl, sequence_logps,
                     write_json)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -122,6 +122,14 @@ def load_scored(path):
     return recs
 
 
+def group_by_problem(recs):
+    """{problem_id (str): its samples sorted by sample_idx}: the unit mining works on, whatever the input order."""
+    groups = defaultdict(list)
+    for r in recs:
+        groups[str(r["problem_id"])].append(r)
+    return {pid: sorted(ss, key=lambda s: s["sample_idx"]) for pid, ss in groups.items()}
+
+
 def mine_problem(samples, args, stats, rejected_pool=None, problem_seed=0):
     """Pairs of one problem (samples sorted by sample_idx). Returns a list of pair dicts with raw weights.
     rejected_pool: the candidate negatives (default: the same samples); problem_seed: for --negatives random."""
@@ -273,23 +281,18 @@ def main(argv=None):
         raise SystemExit("error: --heldout-frac needs --heldout-out")
     if not (0 < args.min_weight < float("inf")) or not (0 <= args.max_absurdity <= 1) or not (0 <= args.max_chosen_wrongness <= 1):
         raise SystemExit("error: --min-weight must be a finite number > 0; --max-absurdity, --max-chosen-wrongness in [0, 1]")
-    by_problem = defaultdict(list)
-    for r in recs:
-        by_problem[str(r["problem_id"])].append(r)
-    pool = None
+    by_problem = group_by_problem(recs)
+    pool = None  # --rejected-from: the negatives come from another sample file, grouped the same way
     if args.rejected_from:
         try:
-            pool = defaultdict(list)
-            for r in load_scored(args.rejected_from):
-                pool[str(r["problem_id"])].append(r)
+            pool = group_by_problem(load_scored(args.rejected_from))
         except DataError as e:
             raise SystemExit(f"error: {e}") from None
     stats = Counter()
     pairs = []
     for k, pid in enumerate(sorted(by_problem)):  # deterministic whatever the input order
-        samples = sorted(by_problem[pid], key=lambda s: s["sample_idx"])
-        rej = None if pool is None else sorted(pool.get(pid, []), key=lambda s: s["sample_idx"])
-        got = mine_problem(samples, args, stats, rej, k)
+        samples = by_problem[pid]
+        got = mine_problem(samples, args, stats, None if pool is None else pool.get(pid, []), k)
         if not got and all(s["profile"]["correct"] for s in samples):
             stats["problems_all_correct"] += 1
         pairs.extend(got)

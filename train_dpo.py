@@ -32,10 +32,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common import (IGNORE, TRAIN_STATE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, encode_rejected,
-                    get_lr, grad_accum_steps, has_weights, load_model, load_tokenizer, load_train_state,
-                    make_optimizer, print0, progress, read_json, read_jsonl, recover_checkpoint, resolve_model,
-                    save_checkpoint, sequence_logps, step_indices, training_forward, write_json)
+from checkpoint import load_train_state, recover_checkpoint, restore_train_state, save_checkpoint
+from common import (IGNORE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair, encode_rejected,
+                    get_lr, grad_accum_steps, has_weights, load_model, load_tokenizer, make_optimizer, print0, progress,
+                    read_json, read_jsonl, resolve_model, sequence_logps, step_indices, training_forward, write_json)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # model / data
@@ -374,15 +374,7 @@ def train(args):
            f"beta {args.beta}")
 
     opt = make_optimizer(raw_model, args.lr, args.weight_decay, device)
-    step, history = 0, []
-    if state:
-        try:
-            opt.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["rng"])
-        except (ValueError, KeyError, TypeError, RuntimeError) as e:
-            raise DataError(f"{args.out_dir}/{TRAIN_STATE}: does not fit this model and optimizer ({str(e)[:200]})") from None
-        step, history = state["step"], state["history"]
-        print0(f"resumed from {args.out_dir} at step {step}")
+    step, history = restore_train_state(state, opt, args.out_dir) if state else (0, [])
 
     def save():
         meta = {"stage": "dpo", "step": step, "parent": init_name, "ref": ref_name, "pairs": args.pairs,

@@ -9,7 +9,7 @@ loss on response tokens only.
 
 Data: JSONL records with at least "question" and "solution" (see data/*/prepare.py).
 Output: a Hugging Face directory (config.json, model.safetensors, tokenizer files,
-hardneg_meta.json) plus train_state.safetensors for --resume (no pickle: see common.load_train_state).
+hardneg_meta.json) plus train_state.safetensors for --resume (no pickle: see checkpoint.load_train_state).
 """
 import argparse
 import math
@@ -18,10 +18,10 @@ import time
 import torch
 from tqdm import tqdm
 
-from common import (TRAIN_STATE, DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair,
+from checkpoint import load_train_state, recover_checkpoint, restore_train_state, save_checkpoint
+from common import (DataError, autocast_ctx, collate, compute_cleanup, compute_init, encode_pair,
                     format_prompt, format_response, get_lr, grad_accum_steps, load_model, load_tokenizer,
-                    load_train_state, make_optimizer, print0, progress, read_jsonl, recover_checkpoint,
-                    save_checkpoint, sequence_logps, step_indices, training_forward)
+                    make_optimizer, print0, progress, read_jsonl, sequence_logps, step_indices, training_forward)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # model / data
@@ -105,15 +105,7 @@ def train(args):
            f"{grad_accum} x world {world} | {steps} steps")
 
     opt = make_optimizer(raw_model, args.lr, args.weight_decay, device)
-    step, history = 0, []
-    if state:
-        try:
-            opt.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["rng"])
-        except (ValueError, KeyError, TypeError, RuntimeError) as e:
-            raise DataError(f"{args.out_dir}/{TRAIN_STATE}: does not fit this model and optimizer ({str(e)[:200]})") from None
-        step, history = state["step"], state["history"]
-        print0(f"resumed from {args.out_dir} at step {step}")
+    step, history = restore_train_state(state, opt, args.out_dir) if state else (0, [])
     ctx = autocast_ctx(device, args.dtype)
 
     @torch.no_grad()

@@ -67,9 +67,41 @@ def shrink(model_dir, args):
     return str(d)
 
 
+# the sampler-vs-generate pieces bench/gpu_bench.py's "sampler" measurement also uses
+
 def sync(device):
-    if device.startswith("cuda"):
+    if str(device).startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def timed(fn, n, device):
+    """(seconds, fn(n)), the device synchronised on both sides: queued GPU work is not done when fn returns."""
+    sync(device)
+    t0 = time.perf_counter()
+    out = fn(n)
+    sync(device)
+    return time.perf_counter() - t0, out
+
+
+def random_prompts(tok, vocab_size, B, P, seed=0):
+    """(B, P) random non-special token ids, distinct per row: no prefill sharing is credited to the sampler."""
+    special = set(tok.all_special_ids) | {tok.eos_token_id}
+    ok = torch.tensor([i for i in range(min(len(tok), vocab_size)) if i not in special])
+    return ok[torch.randint(len(ok), (B, P), generator=torch.Generator().manual_seed(seed))]
+
+
+def greedy_agreement(ours, hf, P, eos):
+    """Row by row, how many of the sampler's greedy tokens equal model.generate's (hf: (B, P + new)), up to the
+    sampler's first EOS (HF's min_new_tokens masks EOS). Returns (rows identical, [identical prefix per row])."""
+    same, prefix = 0, []
+    for i, r in enumerate(ours):
+        m = r["token_ids"]
+        cut = next((j for j, t in enumerate(m) if t in eos), len(m))
+        h = hf[i, P:P + cut].tolist()
+        k = next((j for j in range(cut) if j >= len(h) or m[j] != h[j]), cut)
+        same += k == cut
+        prefix.append(k)
+    return same, prefix
 
 
 def main():
@@ -83,10 +115,7 @@ def main():
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())
     B, P, N = args.batch_size, args.prompt_len, args.new_tokens
-    gen = torch.Generator().manual_seed(0)
-    special = set(tok.all_special_ids) | {tok.eos_token_id}
-    ok = torch.tensor([i for i in range(min(len(tok), model.config.vocab_size)) if i not in special])
-    prompts = ok[torch.randint(len(ok), (B, P), generator=gen)]                  # (B, P) distinct random prompts
+    prompts = random_prompts(tok, model.config.vocab_size, B, P)                # (B, P) distinct random prompts
     dev_name = torch.cuda.get_device_name() if device.startswith("cuda") else f"{torch.get_num_threads()}-thread CPU"
     print(f"model: {how} | {n_params / 1e6:.1f}M params | {dtype} | {dev_name} | batch {B} x prompt {P} + {N} new | "
           f"temperature {args.temperature}")
@@ -106,22 +135,15 @@ def main():
         with torch.inference_mode():
             return model.generate(input_ids=ids, attention_mask=am, **{**hkw, "max_new_tokens": n, "min_new_tokens": n})
 
-    def timed(fn):
-        sync(device)
-        t0 = time.time()
-        out = fn(N)
-        sync(device)
-        return time.time() - t0, out
-
     run_mine(min(N, 16))                                                         # warm-up: CUDA init, graph capture
     if not args.skip_generate:
         run_hf(min(N, 16))
     t_mine, t_hf = float("inf"), float("inf")
     for _ in range(args.repeats):                                                # interleaved: same background load
-        t, mine = timed(run_mine)
+        t, mine = timed(run_mine, N, device)
         t_mine = min(t_mine, t)
         if not args.skip_generate:
-            t, out = timed(run_hf)
+            t, out = timed(run_hf, N, device)
             t_hf = min(t_hf, t)
     n_new = sum(r["n_tokens"] for r in mine)
     print(f"engine.Sampler : {n_new / t_mine:10.0f} new tok/s  ({n_new} tokens in {t_mine:.2f}s, best of {args.repeats})")
@@ -131,12 +153,7 @@ def main():
     print(f"model.generate : {n_hf / t_hf:10.0f} new tok/s  ({n_hf} tokens in {t_hf:.2f}s, best of {args.repeats})")
     print(f"speed-up       : {(n_new / t_mine) / (n_hf / t_hf):10.2f}x")
     if args.temperature == 0:
-        eos = sampler.eos_ids
-        same = 0
-        for i, r in enumerate(mine):
-            m = r["token_ids"]
-            cut = next((j for j, t in enumerate(m) if t in eos), len(m))
-            same += m[:cut] == out[i, P:P + cut].tolist()
+        same, _ = greedy_agreement(mine, out, P, sampler.eos_ids)
         print(f"greedy agreement with model.generate: {same}/{B} rows identical (up to the sampler's first EOS)")
 
 

@@ -7,7 +7,7 @@ Every real-model speed and memory figure in one command: Qwen2.5-1.5B, random in
 Measurements, in this order (each guarded: an OOM or a crash is recorded and the next one runs; one that would
 not fit the --budget-s left is recorded as skipped; results are rewritten after each one, so a killed run keeps
 what it measured):
-  sampler       sample.Sampler (CUDA graphs) vs HF model.generate, greedy, batch 256 x prompt 128 + 256 new tokens
+  sampler       engine.Sampler (CUDA graphs) vs HF model.generate, greedy, batch 256 x prompt 128 + 256 new tokens
                 (stops off on both sides): new tokens/s each and the ratio; rows whose greedy tokens are identical
                 (up to the first EOS, which HF's min_new_tokens masks) and the mean identical prefix
   sft_16x1024   one SFT optimizer step, train_sft.py's: chunked-head SeqLogp, gradient checkpointing, bf16
@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 import bench_dpo  # noqa: E402
+from bench_sample import greedy_agreement, random_prompts, sync, timed  # noqa: E402
 from common import IGNORE, SeqLogp, autocast_ctx, load_tokenizer, make_optimizer, write_json  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
@@ -83,11 +84,6 @@ def config(args, shrink):
     return bench_dpo.shrink_config(bench_dpo.qwen25_config(args.config), **shrink)
 
 
-def sync(device):
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def peak_memory_gib(device):
     if str(device).startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**30
@@ -124,19 +120,13 @@ def peak_flops(name, override=None):
 # the measurements (each returns a dict; run in-process or in a child process)
 
 def measure_sampler(args, spec, cfg, device):
-    try:
-        from engine import Sampler  # sample.py's sampler may move to engine.py
-    except ImportError:
-        from sample import Sampler
+    from engine import Sampler
     B, P, N = spec["batch"], spec["prompt"], spec["new"]
     cuda = str(device).startswith("cuda")
     model = bench_dpo.init_model(cfg, device).to(torch.bfloat16 if cuda else torch.float32).eval()
     tok_path = args.tokenizer if (Path(args.tokenizer) / "tokenizer_config.json").exists() else "toy"
     tok = load_tokenizer(tok_path)
-    g = torch.Generator().manual_seed(0)
-    special = set(tok.all_special_ids) | {tok.eos_token_id}
-    ok = torch.tensor([i for i in range(min(len(tok), cfg.vocab_size)) if i not in special])
-    prompts = ok[torch.randint(len(ok), (B, P), generator=g)]          # (B, P) distinct random prompts
+    prompts = random_prompts(tok, cfg.vocab_size, B, P)                # (B, P) distinct random prompts
     rows = prompts.tolist()
     sampler = Sampler(model, tok, device, cuda_graphs=True)
     kw = dict(temperature=0.0, batch_size=B, stop_at_answer=False, stop_at_eos=False)
@@ -153,27 +143,13 @@ def measure_sampler(args, spec, cfg, device):
             return model.generate(input_ids=ids, attention_mask=am, max_new_tokens=n, min_new_tokens=n,
                                   do_sample=False, pad_token_id=pad)
 
-    def timed(fn):
-        sync(device)
-        t0 = time.perf_counter()
-        out = fn(N)
-        sync(device)
-        return time.perf_counter() - t0, out
-
     run_ours(min(N, 16))                                              # warm-up: CUDA init, allocator, graph capture
     run_hf(min(N, 16))
-    t_ours, ours = timed(run_ours)
-    t_hf, hf = timed(run_hf)
+    t_ours, ours = timed(run_ours, N, device)
+    t_hf, hf = timed(run_hf, N, device)
     n_ours = sum(r["n_tokens"] for r in ours)
     n_hf = (hf.shape[1] - P) * B
-    same, prefix = 0, []
-    for i, r in enumerate(ours):
-        m = r["token_ids"]
-        cut = next((j for j, t in enumerate(m) if t in hf_eos), len(m))
-        h = hf[i, P:P + cut].tolist()
-        k = next((j for j in range(cut) if m[j] != h[j]), cut)
-        same += k == cut
-        prefix.append(k)
+    same, prefix = greedy_agreement(ours, hf, P, hf_eos)
     return {"sampler_new_tok_s": n_ours / t_ours, "generate_new_tok_s": n_hf / t_hf,
             "ratio": (n_ours / t_ours) / (n_hf / t_hf), "sampler_s": t_ours, "generate_s": t_hf,
             "new_tokens": n_ours, "greedy_rows_identical": same, "greedy_rows": B,
@@ -306,7 +282,7 @@ def markdown(report):
         sp = report["plan"]["sampler"]
         lines += [f"batch {sp['batch']} x prompt {sp['prompt']} + {sp['new']} new tokens", "",
                   "| | new tokens/s | seconds |", "|---|---|---|",
-                  f"| sample.Sampler | {f(s['sampler_new_tok_s'])} | {s['sampler_s']:.2f} |",
+                  f"| engine.Sampler | {f(s['sampler_new_tok_s'])} | {s['sampler_s']:.2f} |",
                   f"| model.generate | {f(s['generate_new_tok_s'])} | {s['generate_s']:.2f} |", "",
                   f"ratio **{s['ratio']:.2f}x**; greedy tokens identical (up to the first EOS) on "
                   f"{s['greedy_rows_identical']}/{s['greedy_rows']} rows, mean identical prefix "

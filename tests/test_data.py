@@ -58,3 +58,26 @@ def test_real_gsm8k_and_math(tmp_path):
     assert len(test) == 1319 and all(r["solution"].endswith("The answer is: " + r["answer"]) for r in test)
     m500 = read_jsonl(tmp_path / "math" / "math500.jsonl", required=("id", "question", "solution", "answer"))
     assert len(m500) == 500
+
+
+def test_progress_to_a_file_writes_plain_lines(tmp_path):
+    """run.sh tees each stage into a .log: with stderr a file, progress() prints whole lines (rounded figures,
+    the postfix), never tqdm's \\r redraws."""
+    code = ("from common import progress\n"
+            "p = progress(total=6, desc='demo', interval=0)\n"
+            "for i in range(6):\n"
+            "    p.update(1)\n"
+            "    p.set_postfix(loss=f'{1 / (i + 1):.4f}', refresh=False)\n"
+            "p.close()\n"
+            "q = progress(total=3, desc='quiet', disable=True)\n"
+            "q.update(3)\n"
+            "q.close()\n")
+    log = tmp_path / "stage.log"
+    with open(log, "wb") as f:
+        subprocess.run([sys.executable, "-c", code], cwd=REPO, stdout=f, stderr=f, check=True)
+    text = log.read_bytes().decode("utf-8")
+    assert "\r" not in text
+    lines = text.splitlines()
+    assert len(lines) == 7, text                     # one per update (interval 0) + one at close; disabled: nothing
+    assert lines[0].startswith("demo 1/6 (17%) | ") and lines[-1].startswith("demo 6/6 (100%) | ")
+    assert lines[-1].endswith("| loss 0.1667")

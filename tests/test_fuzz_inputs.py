@@ -178,19 +178,23 @@ def test_bad_file_is_refused_cleanly(tmp_path, eps, name, case):
     assert files_under(tmp_path) == before  # nothing written: no output, no cache, no temporary
 
 
-@pytest.mark.parametrize("name", ["train_sft", "train_dpo", "mine", "verifier", "sample", "evaluate"])
-def test_real_command_line(tmp_path, eps, name):
-    """The same as above through a real `python X.py` process: exit code, stderr, nothing written."""
-    e = eps[name]
-    lines, _ = mutate("not_utf8", e.records(tmp_path), e)
-    inp = tmp_path / "input.jsonl"
-    write_lines(inp, lines)
-    before = files_under(tmp_path)
-    r = subprocess.run([sys.executable, e.script, *e.argv(str(inp), str(tmp_path / "out" / "result"))], cwd=REPO,
-                       env=ENV, capture_output=True, text=True, timeout=300)
-    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
-    assert f"error: {inp}:2: " in r.stderr, r.stderr[-2000:]
-    assert files_under(tmp_path) == before
+def test_real_command_line(tmp_path, eps):
+    """The same as above through a real `python X.py` process per entry point: exit code, stderr, nothing written.
+    The six processes run side by side: each is mostly the import of torch, and they share nothing."""
+    procs = {}
+    for name, e in eps.items():
+        d = tmp_path / name
+        d.mkdir()
+        lines, _ = mutate("not_utf8", e.records(d), e)
+        write_lines(d / "input.jsonl", lines)
+        procs[name] = (d, files_under(d), subprocess.Popen(
+            [sys.executable, e.script, *e.argv(str(d / "input.jsonl"), str(d / "out" / "result"))], cwd=REPO, env=ENV,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    for name, (d, before, p) in procs.items():
+        err = p.communicate(timeout=300)[1]
+        assert p.returncode != 0 and "Traceback" not in err, f"{name}: {err[-2000:]}"
+        assert f"error: {d / 'input.jsonl'}:2: " in err, f"{name}: {err[-2000:]}"
+        assert files_under(d) == before, name
 
 
 @pytest.mark.parametrize("name", ["train_sft", "train_dpo", "mine"])
@@ -305,8 +309,10 @@ def test_sft_examples_any_field_value(toy_splits, toy_tok, field, value, line):
 # ----------------------------------------------------------------------------- kill -9, then --resume
 
 def _kill_and_resume(argv_for, out_full, out_killed, script, entry_main, min_step, seed):
-    """Uninterrupted run vs a run killed (SIGKILL) at a random moment after `min_step` checkpoints, resumed."""
-    entry_main(argv_for(out_full))
+    """Uninterrupted run vs a run killed (SIGKILL) at a random moment after `min_step` checkpoints, resumed.
+    The uninterrupted run saves only at its end (saving changes no state); the killed one saves every step, so the
+    kill can land inside a checkpoint swap, and has max-steps - min_step steps (>= 20 saves) left to be killed in."""
+    entry_main(argv_for(out_full) + ["--save-every", "-1"])
     p = subprocess.Popen([sys.executable, script, *argv_for(out_killed)], cwd=REPO, env=ENV,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     meta, t_end = Path(out_killed) / "hardneg_meta.json", time.time() + 240
@@ -330,7 +336,7 @@ def _kill_and_resume(argv_for, out_full, out_killed, script, entry_main, min_ste
 def test_sft_kill_9_and_resume_is_exact(tmp_path, toy_splits, tiny_model_dir):
     def argv(out):
         return ["--model", str(tiny_model_dir), "--data", str(toy_splits["train"]), "--val-data", "", "--out-dir", str(out),
-                "--batch-size", "4", "--micro-batch-size", "2", "--max-steps", "60", "--save-every", "1",
+                "--batch-size", "4", "--micro-batch-size", "2", "--max-steps", "24", "--save-every", "1",
                 "--warmup", "2", "--lr", "1e-3", "--threads", "1", "--log-every", "100"]
     _kill_and_resume(argv, tmp_path / "full", tmp_path / "killed", "train_sft.py", train_sft.main, 3, seed=1)
 
@@ -341,6 +347,6 @@ def test_dpo_kill_9_and_resume_is_exact(tmp_path, toy_splits, tiny_model_dir):
 
     def argv(out):
         return ["--pairs", str(pairs), "--out-dir", str(out), "--batch-size", "4", "--micro-batch-size", "2",
-                "--max-steps", "60", "--save-every", "1", "--lr", "1e-3", "--warmup", "2", "--threads", "1",
+                "--max-steps", "24", "--save-every", "1", "--lr", "1e-3", "--warmup", "2", "--threads", "1",
                 "--log-every", "100"]
     _kill_and_resume(argv, tmp_path / "full", tmp_path / "killed", "train_dpo.py", train_dpo.main, 3, seed=2)

@@ -60,6 +60,8 @@ def test_smoke_pipeline(tmp_path):
     assert "| wdpo |" in summary and "sft+" in summary and (run / "summary_val.md").exists()
     stages = {line.split("\t")[0] for line in (run / "timings.tsv").read_text().splitlines()}
     assert {"prepare", "sft", "sample", "greedy", "mine", "mine_greedy", "eval_test", "report"} | set(ARMS) <= stages
+    logs = sorted(run.glob("*.log"))
+    assert len(logs) >= len(stages) and not [p.name for p in logs if "\r" in p.read_text()]  # plain lines, no redraws
     # a rerun with the same settings skips every stage; with other settings it stops and names the stage
     again = subprocess.run(["bash", "run.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "done before with these settings, skipped" in again.stdout

@@ -86,10 +86,10 @@ def test_chunked_head_matches_full_logits_at_real_vocab(real_tok):
 @needs_shared
 def test_trained_real_vocab_model_stops_right(real_tok):
     """Overfit a real-vocabulary model on three solutions of different prompt lengths (the sampler left-pads them
-    in one batch, training right-pads them), then decode greedily with sample.Sampler: it must write each
+    in one batch, training right-pads them), then decode greedily with engine.Sampler: it must write each
     solution exactly and stop at EOS, or after the 'The answer is: N' line when the solution goes on ('####'),
     never at a '\\boxed{}' or at a '####' line."""
-    from sample import Sampler
+    from engine import Sampler
     import verifier
     tok = real_tok
     data = [("What is 2 + 3?", "2 + 3 = 5\nThe answer is: 5"),

@@ -11,7 +11,8 @@ import torch
 
 import train_dpo
 import train_sft
-from common import TRAIN_STATE, DataError, load_train_state, save_train_state
+from checkpoint import TRAIN_STATE, load_train_state, restore_train_state, save_train_state
+from common import DataError
 from test_dpo import make_pairs
 
 
@@ -105,6 +106,12 @@ def test_train_state_round_trip_is_exact(tmp_path):
     for i, s in state["optimizer"]["state"].items():
         for k, v in s.items():
             assert torch.equal(back["optimizer"]["state"][i][k], v) and back["optimizer"]["state"][i][k].dtype == v.dtype
+    opt2 = torch.optim.AdamW(torch.nn.Linear(4, 3).parameters(), lr=1e-3, betas=(0.9, 0.95))
+    assert restore_train_state(back, opt2, tmp_path) == (7, back["history"])        # optimizer and RNG put back
+    assert torch.equal(opt2.state_dict()["state"][0]["exp_avg"], state["optimizer"]["state"][0]["exp_avg"])
+    other = torch.optim.AdamW(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)).parameters())
+    with pytest.raises(DataError, match="does not fit this model and optimizer"):  # another model's state
+        restore_train_state(back, other, tmp_path)
 
 
 def test_malformed_train_state_document(tmp_path):

@@ -11,8 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import REPO, tiny_qwen2, toy_prepare, torchrun
+from checkpoint import load_train_state, save_checkpoint
 from common import (IGNORE, DataError, collate, encode_pair, format_prompt, format_response, load_model,
-                    load_train_state, read_jsonl, save_checkpoint, sequence_logps, write_jsonl)
+                    read_jsonl, sequence_logps, write_jsonl)
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 
