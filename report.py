@@ -33,6 +33,9 @@ parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap's
 parser.add_argument("--changes-vs", default=None, help="arm whose greedy answers the answer-change table starts "
                     "from (default: --baseline; e.g. sft for 'what did DPO change')")
 parser.add_argument("--top", type=int, default=10, help="most frequent answer changes listed per arm")
+parser.add_argument("--control", nargs="+", default=[], metavar="ARM=CONTROL",
+                    help="arms judged against another arm than --baseline: their own matched control (e.g. "
+                         "dpo-greedy=sft+-greedy: the NLL-only arm on the same chosen solutions)")
 
 # -----------------------------------------------------------------------------
 # statistics: pure functions
@@ -178,23 +181,31 @@ def main(argv=None):
     for flag, arm in (("--baseline", args.baseline), ("--changes-vs", args.changes_vs)):
         if arm is not None and arm not in names:
             raise SystemExit(f"error: {flag} {arm!r} is not an arm of every results.json (arms: {names})")
+    control = {}
+    for spec in args.control:
+        arm, _, ctl = spec.partition("=")
+        if arm not in names or ctl not in names:
+            raise SystemExit(f"error: --control {spec!r}: both sides must be arms of every results.json (arms: {names})")
+        control[arm] = ctl
     cv = args.changes_vs or args.baseline
     out = Path(args.out or Path(runs[0]) / "summary.md")
     S, N = len(evals), len(evals[0][1])
     base = args.baseline
-    rep = {"baseline": base, "seeds": S, "problems": [len(e[1]) for e in evals], "resamples": args.resamples,
+    rep = {"baseline": base, "control": control, "seeds": S, "problems": [len(e[1]) for e in evals], "resamples": args.resamples,
            "evals": args.evals, "arms": {}}
     for m in names:
         a = {"acc": [float(e[2][m].mean()) for e in evals],
              "slice_acc": [float(e[2][m][[i in e[4] for i in e[1]]].mean()) if e[4] else None for e in evals]}
+        b = control.get(m, base)    # the arm this one is judged against
+        a["vs"] = b
         if m != base:
             for key, keep in (("all", lambda e: np.ones(len(e[1]), bool)),
                               ("slice", lambda e: np.array([i in e[4] for i in e[1]], bool))):
                 x = np.concatenate([e[2][m][keep(e)] for e in evals])
-                y = np.concatenate([e[2][base][keep(e)] for e in evals])
+                y = np.concatenate([e[2][b][keep(e)] for e in evals])
                 cl = [i for e in evals for i, k in zip(e[1], keep(e)) if k]
                 a[key] = {"boot": paired_bootstrap(x, y, args.resamples, args.seed, cl), "sign": sign_test(x, y), "n": len(x),
-                          "per_seed": [float(e[2][m][keep(e)].mean() - e[2][base][keep(e)].mean()) if keep(e).any()
+                          "per_seed": [float(e[2][m][keep(e)].mean() - e[2][b][keep(e)].mean()) if keep(e).any()
                                        else None for e in evals]}
         if m != cv:
             n_ch, tab = change_table([(c0, b0, c1, b1) for e in evals for c0, b0, c1, b1 in
@@ -225,7 +236,8 @@ def main(argv=None):
          f"95% paired bootstrap CIs, {args.resamples} resamples (numpy seed {args.seed})"
          + ("; problems resampled as clusters (all seeds of a problem together)" if S > 1 else "") + "; exact two-sided "
          f"sign test on discordant {'(seed, problem) pairs' if S > 1 else 'problems'} (+ = only the arm right, "
-         "- = only the baseline right).", "",
+         "- = only the baseline right)."
+         + "".join(f" `{m}` is judged against its own control `{c}`." for m, c in control.items()), "",
          "| arm | acc % | per seed | Δ vs base [95% CI] | sign +/- p | per-seed Δ | slice acc % | slice Δ [95% CI] | slice +/- p |",
          "|---|---|---|---|---|---|---|---|---|"]
     for m in names:
@@ -235,7 +247,8 @@ def main(argv=None):
             row += ["(baseline)", "", "", sd([v for v in a["slice_acc"] if v is not None] or [float("nan")]), "", ""]
         else:
             st = lambda k: f"{a[k]['sign'][0]}/{a[k]['sign'][1]} p={a[k]['sign'][2]:.2g}"  # noqa: E731
-            row += [ci_str(a["all"]["boot"]), st("all"), " / ".join(f"{100 * v:+.1f}" for v in a["all"]["per_seed"]),
+            vs = f" vs {a['vs']}" if a["vs"] != base else ""
+            row += [ci_str(a["all"]["boot"]) + vs, st("all"), " / ".join(f"{100 * v:+.1f}" for v in a["all"]["per_seed"]),
                     sd([v for v in a["slice_acc"] if v is not None] or [float("nan")]),
                     ci_str(a["slice"]["boot"]) + f" (n={a['slice']['n']})", st("slice")]
         L.append("| " + " | ".join(row) + " |")
@@ -298,7 +311,8 @@ def plots(rep, names, base, hist, out_dir):
             ps = [v for v in rep["arms"][m][key]["per_seed"] if v is not None]
             ax.plot([x[i]] * len(ps), np.array(ps) * 100, ".", color=col, alpha=0.4)
     ax.axhline(0, color="gray", lw=0.8)
-    ax.set_xticks(range(len(arms)), arms, rotation=20)
+    ax.set_xticks(range(len(arms)), [m if rep["arms"][m]["vs"] == base else f"{m}\nvs {rep['arms'][m]['vs']}"
+                                     for m in arms], rotation=20)
     ax.set_ylabel(f"accuracy - {base} (points)")
     ax.set_title(f"95% paired bootstrap CIs, {rep['seeds']} seed(s)")
     ax.legend()

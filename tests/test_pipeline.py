@@ -11,8 +11,8 @@ import pytest
 from conftest import REPO
 from common import read_jsonl
 
-ARMS = ["sftplus", "dpo", "wdpo", "wdpo_shuf", "dpo_randneg", "dpo_greedy"]
-NAMES = {"sft", "sft+", "dpo", "wdpo", "wdpo-shuffled", "dpo-randneg", "dpo-greedy"}
+ARMS = ["sftplus", "dpo", "wdpo", "wdpo_shuf", "dpo_randneg", "sftplus_greedy", "dpo_greedy"]
+NAMES = {"sft", "sft+", "dpo", "wdpo", "wdpo-shuffled", "dpo-randneg", "sft+-greedy", "dpo-greedy"}
 
 
 def tree_digest(path):
@@ -58,6 +58,8 @@ def test_smoke_pipeline(tmp_path):
         assert json.loads((run / f"{f}.json").read_text())["summary"]
     summary = (run / "summary.md").read_text()
     assert "| wdpo |" in summary and "sft+" in summary and (run / "summary_val.md").exists()
+    assert "`dpo-greedy` is judged against its own control `sft+-greedy`" in summary
+    assert metas["sftplus_greedy"]["loss"] == "sft" and metas["sftplus_greedy"]["pairs"].endswith("pairs_greedy.jsonl")
     stages = {line.split("\t")[0] for line in (run / "timings.tsv").read_text().splitlines()}
     assert {"prepare", "sft", "sample", "greedy", "mine", "mine_greedy", "eval_test", "report"} | set(ARMS) <= stages
     logs = sorted(run.glob("*.log"))

@@ -132,6 +132,21 @@ def test_report_end_to_end(tmp_path, monkeypatch, capsys):
     assert rep2["arms"]["sft+"]["changes"]["n_changed"] == int((arms["sft+"] != arms["sft"]).sum())  # sft: subset of sft+
 
 
+def test_report_own_control(tmp_path, monkeypatch):
+    """--control ARM=CONTROL: that arm is paired with its own control; every other arm still with --baseline."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    ev, arms = fabricate(tmp_path / "s0", 0)
+    rep = report.main(["--evals", str(ev), "--resamples", "500", "--control", "better=worse"])
+    A = rep["arms"]
+    assert A["better"]["vs"] == "worse" and A["same"]["vs"] == "sft+" and rep["control"] == {"better": "worse"}
+    assert A["better"]["all"]["boot"][0] == pytest.approx(arms["better"].mean() - arms["worse"].mean())
+    assert A["worse"]["all"]["boot"][0] == pytest.approx(arms["worse"].mean() - arms["sft+"].mean())
+    md = (tmp_path / "s0" / "summary.md").read_text()
+    assert "`better` is judged against its own control `worse`" in md and " vs worse |" in md
+    with pytest.raises(SystemExit, match="both sides must be arms"):
+        report.main(["--evals", str(ev), "--control", "better=nope"])
+
+
 def test_report_multi_seed_and_pngs(tmp_path):
     fab = [fabricate(tmp_path / f"s{s}", s, history=s == 0) for s in range(3)]
     evs = [ev for ev, _ in fab]
