@@ -17,8 +17,8 @@ from functools import lru_cache
 
 ANSWER_SECONDS = 1.0  # default deadline of one answers_match() call
 
-from mathexpr import (MAX_ANSWER, Budget, Inexact, Undecided, approx, free_vars, parse, same,
-                      sympy_same)
+from mathexpr import MAX_ANSWER, Budget, Inexact, Undecided, approx, free_vars, parse, same
+from symbolic import sympy_same
 
 _MARKER = re.compile(r"\bthe (?:final )?answer is\b|\bfinal answer\b(?:\*\*)?\s*:|####", re.I)
 _LEAD = re.compile(r"[ \t:*]*(?:\n[ \t]*){0,2}")   # between a marker and its answer: ':', '**', <= 2 line breaks

@@ -18,8 +18,8 @@ from collections import namedtuple
 from dataclasses import dataclass, field, asdict
 from fractions import Fraction
 
-from mathexpr import (to_ascii, Budget, Inexact, Undecided, approx, exact, free_vars, parse, same,
-                      sympy_same, wrong_identity)
+from mathexpr import to_ascii, Budget, Inexact, Undecided, approx, exact, free_vars, parse, same
+from symbolic import sympy_same, wrong_identity
 from answers import (_ASY_OPEN, _MATH_OPEN, _NUMBER, _REPL, _SPACING, _LR, _blocks, _close, _first_stated,
                      _numbers, _unbox, answer_value, answers_match, canon, compact, decimals, extract,
                      extract_answer, form_ok)
