@@ -353,12 +353,21 @@ def grad_accum_steps(batch_size, micro_batch_size, world):
                                      f"--micro-batch-size ({micro_batch_size})")
     return accum
 
+def enable_checkpointing(model):
+    """Recompute each decoder layer in backward (non-reentrant). transformers 5.x renamed the call and warns on the old
+    name (removed in v6); older releases, which requirements.txt still admits, only have the old one."""
+    kw = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+
 def training_forward(model, chunk, grad_checkpointing, compile, ddp, local_rank, device):
     """The module the training loops call: SeqLogp(model) -> optionally compiled -> DDP. DDP wraps
     SeqLogp so the chunked head runs inside DDP's forward; checkpoints are saved from `model` itself
     (no "module." / "_orig_mod." prefixes)."""
     if grad_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model)
     fwd = SeqLogp(model, chunk)
     if compile:
         fwd = torch.compile(fwd)

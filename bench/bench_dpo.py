@@ -31,7 +31,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from common import IGNORE, SeqLogp, autocast_ctx  # noqa: E402
+from common import IGNORE, SeqLogp, autocast_ctx, enable_checkpointing  # noqa: E402
 from train_dpo import PairBatch, dpo_micro_loss, preference_loss  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -95,7 +95,7 @@ def init_model(cfg, device, seed=0):
 def build(args, device):
     cfg = shrink_config(qwen25_config(args.config), args.layers, args.hidden, args.vocab)
     model = init_model(cfg, device)  # fp32 master weights
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    enable_checkpointing(model)
     model.train()
     return model, cfg
 

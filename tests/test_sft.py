@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 
 from conftest import REPO, tiny_qwen2, toy_prepare, torchrun
 from checkpoint import load_train_state, save_checkpoint
-from common import (IGNORE, DataError, collate, encode_pair, format_prompt, format_response, load_model,
-                    read_jsonl, sequence_logps, write_jsonl)
+from common import (IGNORE, DataError, SeqLogp, collate, enable_checkpointing, encode_pair, format_prompt,
+                    format_response, load_model, read_jsonl, sequence_logps, write_jsonl)
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 
@@ -87,6 +87,25 @@ def test_sequence_logps_matches_full_softmax(toy_tok):
     with torch.no_grad():
         lp_all, n_all = sequence_logps(model, x, m, y_all)
     assert (n_all > n).all() and (lp_all < lp).all()
+
+
+def test_checkpointing_same_gradients_no_deprecation(toy_tok, recwarn):
+    """--grad-checkpointing recomputes the layers in backward: the same loss and gradients as keeping activations,
+    and no FutureWarning from transformers' renamed call."""
+    seqs = [encode_pair(toy_tok, format_prompt(q), format_response(s))
+            for q, s in [("a b c", "1 + 2 = 3"), ("longer question here ok", "The answer is: 12345")]]
+    x, m, y = collate(seqs, toy_tok.pad_token_id)
+    grads = []
+    for ckpt in (False, True):
+        model = tiny_qwen2(toy_tok).train()          # same seed: same weights
+        if ckpt:
+            enable_checkpointing(model)
+        assert model.is_gradient_checkpointing == ckpt
+        lp, n = SeqLogp(model, 1024)(x, m, y)
+        (-lp.sum() / n.sum()).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+    assert not [w for w in recwarn if issubclass(w.category, FutureWarning) and "checkpointing" in str(w.message)]
 
 
 # ---------------------------------------------------------------- training script
