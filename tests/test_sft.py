@@ -100,7 +100,7 @@ def test_checkpointing_same_gradients_no_deprecation(toy_tok, recwarn):
         model = tiny_qwen2(toy_tok).train()          # same seed: same weights
         if ckpt:
             enable_checkpointing(model)
-        assert model.is_gradient_checkpointing == ckpt
+        assert model.is_activation_checkpointing == ckpt
         lp, n = SeqLogp(model, 1024)(x, m, y)
         (-lp.sum() / n.sum()).backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
