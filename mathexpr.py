@@ -71,12 +71,12 @@ _LATEX_FIX = [(re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)"), r"\\frac{\1}{\2}"),  # 
                lambda m: f"({m[1]}+\\frac{{{m[2]}}}{{{m[3]}}})" if int(m[2]) < int(m[3]) else m[0]),
               (re.compile(r"(?<!\\)\b(sqrt|pi|sin|cos|tan|log|ln)\b"), r"\\\1")]     # plain-text names
 _UNI = str.maketrans({"×": "*", "÷": "/", "·": "*", "−": "-", "–": "-", "π": r" \pi ", "√": r"\sqrt "})
-_BARE_NAMES = ("sqrt", "pi", "sin", "cos", "tan", "log", "ln")  # _LATEX_FIX[5] adds their backslash
+_BARE_NAME = re.compile(r"sqrt|pi|sin|cos|tan|log|ln")  # _LATEX_FIX[5] adds their backslash
 
 
 def to_ascii(s):
-    """s with the Unicode operators of _UNI spelled out; the substring tests first (translate is slow)."""
-    return s.translate(_UNI) if any(c in s for c in "×÷·−–π√") else s
+    """s with the Unicode operators of _UNI spelled out; an ASCII text has none (translate is slow)."""
+    return s if s.isascii() else s.translate(_UNI)
 _TWO = ("n", Fraction(2), 0)
 _PLAIN_NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
 
@@ -245,13 +245,14 @@ def parse(s, rad=False):
     if len(s) == 1 and s.isalpha():  # a variable
         return ("v", s)
     if "\\" in s or "sqrt" in s or "pi" in s:
+        frac = "frac" in s  # cheap guards: most text needs none of the fixes (and none adds or removes a frac)
         for k, (rx, rep) in enumerate(_LATEX_FIX):
-            if k < 5 and ("frac" if k != 3 else "sqrt") not in s:  # cheap guards: most text has none of them
-                continue
-            if k == 5 and not any(w in s for w in _BARE_NAMES):
+            if (k < 5 and not (frac if k != 3 else "sqrt" in s)) or (k == 5 and not _BARE_NAME.search(s)):
                 continue
             s = rx.sub(rep, s)
-    toks = [t for t in _TOKEN.findall(s) if t not in _NOISE]
+    toks = _TOKEN.findall(s)
+    if "\\" in s:  # every _NOISE token is a command
+        toks = [t for t in toks if t not in _NOISE]
     if not toks or len(toks) > MAX_TOKENS:
         return None
     p = _Parser(toks, rad)
