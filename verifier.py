@@ -49,8 +49,7 @@ _NOTE = re.compile(r"<<([^<>=\n]{1,300})=([^<>\n]{1,80})>>")
 _TIMES = re.compile(r"([\d)])([ \t]*[xX×][ \t]*)(?=[\d($])")  # a digit first: the regex engine skips fast to one
 _RUN = re.compile(r"[\d$(.\-][\d \t.,$%+\-*/()^=]*")
 _SUBRUN = re.compile(r",[ \t]+|;|\.[ \t]+|\.$")
-_WORD_END = re.compile(r"[\w)][ \t]*$")            # "x - 3 + 2 = 5": a '-' run after a word is a partial side
-_VAR_AFTER = re.compile(r"[a-zA-Z](?![a-zA-Z])")  # "5/5 = (5x)/5": a run that stops at a variable
+_EQ_LINE = re.compile(r"^[^\n=]*=.*", re.M)  # a line holding an '=' (linear: no '=' before the first one)
 _OPWORD = re.compile(r"\b(?:of|times|by|plus|minus|over|per|and|than|half|twice|double|triple|x)[ \t]*$|[\w^/_.]$"
                      r"|[-+*/^×][ \t]*\$?$")  # text before an equation that makes its left side partial (lower case)
 _LATEX_MODE = re.compile(r"\\[a-zA-Z]{2,}|\\\(|\\\[|\$[a-zA-Z\\]")
@@ -203,17 +202,14 @@ class _Checker:
         """Plain-text chains 'a op b = c [= d]': x, ×, ÷, $, %, thousands commas, units after c."""
         text = _TIMES.sub(lambda m: m[1] + "*".center(len(m[2])), to_ascii(text))
         text = _UNIT_GAP.sub(lambda m: m[1] + " " * len(m[2]), text)  # "$194/meter × 490 meters = $94,860"
-        eq = text.find("=")
-        while eq >= 0:  # runs never cross a line break: only the lines holding an '=' are scanned
-            line_end = text.find("\n", eq)
-            line_end = len(text) if line_end < 0 else line_end
-            for m in _RUN.finditer(text, text.rfind("\n", 0, eq) + 1, line_end):
+        for line in _EQ_LINE.finditer(text):  # runs never cross a line break: only lines with an '=' hold one
+            for m in _RUN.finditer(text, line.start(), line.end()):
                 run, before, off = m.group(), text[max(0, m.start() - 12):m.start()], 0
                 if "=" not in run:
                     continue
-                skip = bool(_OPWORD.search(before.lower()) or (run[0] == "-" and _WORD_END.search(before)))
+                skip = bool(_OPWORD.search(before.lower()) or (run[0] == "-" and re.search(r"[\w)][ \t]*$", before)))
                 # a run that stops at a variable ("5/5 = (5x)/5", not "5 = 5kg") has a partial last side: not compared
-                cut = _VAR_AFTER.match(text, m.end(), m.end() + 2) is not None and run[-1].isdigit()
+                cut = re.match(r"[a-zA-Z](?![a-zA-Z])", text[m.end():m.end() + 2]) is not None and run[-1].isdigit()
                 subs = _SUBRUN.split(run)
                 for k, sub in enumerate(subs):  # skip: "3 times 4 + 2 = 14", "x - 3 + 2 = 5"
                     if "=" in sub:
@@ -223,7 +219,6 @@ class _Checker:
                             parts.pop()
                         self.chain(m.start() + off, m.start() + off + len(sub.rstrip(" \t.,$")), parts, "p", skip)
                     skip, off = False, off + len(sub) + 1
-            eq = text.find("=", line_end)
 
     def latex(self, text):
         """Equalities in $..$, $$..$$, \\[..\\], \\(..\\), align; returns the text with the math blanked."""
