@@ -2,7 +2,7 @@
 mathexpr: the verifier's safe math kernel. A recursive-descent parser for the plain-text / LaTeX
 expressions models write, exact evaluation with Fractions, approximate evaluation with complex floats,
 and the Budget every verdict runs under (symbolic.py: sympy under bounds). Used by answers.py (answer
-equivalence) and verifier.py (step checks).
+equivalence) and steps.py (step checks).
 
 Model output is untrusted: nothing here eval()s or sympify()s text. The parser builds tuple ASTs;
 sympy only ever sees ASTs built here. Every operation is bounded: token count, nesting depth, digits,
@@ -78,6 +78,7 @@ def to_ascii(s):
     """s with the Unicode operators of _UNI spelled out; an ASCII text has none (translate is slow)."""
     return s if s.isascii() else s.translate(_UNI)
 _TWO = ("n", Fraction(2), 0)
+_SMALL_INT = {str(k): ("n", Fraction(k), 0) for k in range(1000)}  # the nodes of "0" .. "999"
 _PLAIN_NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
 
 
@@ -172,8 +173,8 @@ class _Parser:
         if t[0].isdigit() or t[0] == ".":
             if len(t) > MAX_DIGITS:
                 raise Undecided
-            if "." not in t:
-                return ("n", Fraction(int(t)), 0)  # Fraction(int): its fast path, no gcd
+            if "." not in t:  # Fraction(int): its fast path, no gcd; small ones are built once (most numbers are)
+                return _SMALL_INT.get(t) or ("n", Fraction(int(t)), 0)
             d = len(t) - t.index(".") - 1
             return ("n", Fraction(int(t.replace(".", "")), 10 ** d), d)
         if t.isalpha():
