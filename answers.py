@@ -58,6 +58,7 @@ _NUMBER_WORDS = {w: i for i, w in enumerate("zero one two three four five six se
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?")
 _MATRIX = re.compile(r"\\begin\{(?:[pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{(?:[pbvBV]?matrix|array)\}", re.S)
 _SIGNED_NUMBER = re.compile(r"-?\d{1,300}(?:\.\d{1,300})?")
+_DEC_LITERAL = re.compile(r"-?\d*\.(\d+)")
 _WORDY = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{3,}")
 
 
@@ -238,13 +239,18 @@ def canon(s):
     s = s.strip()[:MAX_ANSWER]
     if r"\boxed" in s or r"\fbox" in s:
         s = _last_boxed(s)[0] or s
-    s = s.translate(_UNI_ANS)
-    s = _DEC_COMMA.sub(lambda m: m[1] + ("" if len(m[2]) == 3 else ".") + m[2], s)  # 10{,}000 / 3{,}5
-    s = _SPACING.sub(lambda m: "," if m.group()[0] == "," else " ", s)
+    s = s if s.isascii() else s.translate(_UNI_ANS)  # each step below only where it can apply (cheap tests)
+    if "{,}" in s:
+        s = _DEC_COMMA.sub(lambda m: m[1] + ("" if len(m[2]) == 3 else ".") + m[2], s)  # 10{,}000 / 3{,}5
+    if "\\" in s:
+        s = _SPACING.sub(lambda m: "," if m.group()[0] == "," else " ", s)
     for a, b in _REPL:
         s = s.replace(a, b)
-    s = _REL_SPELLING.sub(lambda m: _REL_CANON[m.group().replace(" ", "")], s)
-    s = _TEXTCMD.sub(r" \1 ", _LR.sub("", s)).strip().rstrip(".").strip()
+    if "\\" in s or "<" in s or ">" in s:
+        s = _REL_SPELLING.sub(lambda m: _REL_CANON[m.group().replace(" ", "")], s)
+    if "\\" in s:
+        s = _TEXTCMD.sub(lambda m: f" {m[1]} ", _LR.sub("", s))
+    s = s.strip().rstrip(".").strip()
     if s.lower() in _NUMBER_WORDS:
         return str(_NUMBER_WORDS[s.lower()])
     s = _VAR_EQ.sub("", s)
@@ -333,7 +339,7 @@ def compact(s):
 
 
 def decimals(s):  # digits after the point if s is a plain decimal literal, else None
-    m = re.fullmatch(r"-?\d*\.(\d+)", s)
+    m = _DEC_LITERAL.fullmatch(s) if "." in s else None
     return len(m.group(1)) if m else None
 
 

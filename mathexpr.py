@@ -63,13 +63,14 @@ _NOISE = frozenset(r"\left \right \displaystyle \big \Big \bigl \bigr \Bigl \Big
 _FUNCS = frozenset("sin cos tan sec csc cot log ln exp arcsin arccos arctan".split())
 _ATOM_START = frozenset("( { \\frac \\dfrac \\tfrac \\sqrt \\pi \\infty \\binom \\lfloor \\lceil".split()
                         + ["\\" + f for f in _FUNCS])
-_LATEX_FIX = [(re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)"), r"\\frac{\1}{\2}"),  # \frac12
-              (re.compile(r"\\[dt]?frac\s*(\d)\s*\{"), r"\\frac{\1}{"),       # \frac9{19}
-              (re.compile(r"(\\frac\{[^{}]*\})\s*(\d)"), r"\1{\2}"),          # \frac{270}7
-              (re.compile(r"\\sqrt\s*(\d)"), r"\\sqrt{\1}"),                  # \sqrt2
+# (replacements are functions: Python 3.11 re-parses a template string like r"\1{\2}" on every sub() call)
+_LATEX_FIX = [(re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)"), lambda m: rf"\frac{{{m[1]}}}{{{m[2]}}}"),  # \frac12
+              (re.compile(r"\\[dt]?frac\s*(\d)\s*\{"), lambda m: rf"\frac{{{m[1]}}}{{"),        # \frac9{19}
+              (re.compile(r"(\\frac\{[^{}]*\})\s*(\d)"), lambda m: f"{m[1]}{{{m[2]}}}"),       # \frac{270}7
+              (re.compile(r"\\sqrt\s*(\d)"), lambda m: rf"\sqrt{{{m[1]}}}"),                    # \sqrt2
               (re.compile(r"(?<![\d.}^_])(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}(?!\s*\\frac)"),  # mixed 4\frac{5}{8}
                lambda m: f"({m[1]}+\\frac{{{m[2]}}}{{{m[3]}}})" if int(m[2]) < int(m[3]) else m[0]),
-              (re.compile(r"(?<!\\)\b(sqrt|pi|sin|cos|tan|log|ln)\b"), r"\\\1")]     # plain-text names
+              (re.compile(r"(?<!\\)\b(sqrt|pi|sin|cos|tan|log|ln)\b"), lambda m: "\\" + m[1])]  # plain-text names
 _UNI = str.maketrans({"×": "*", "÷": "/", "·": "*", "−": "-", "–": "-", "π": r" \pi ", "√": r"\sqrt "})
 _BARE_NAME = re.compile(r"sqrt|pi|sin|cos|tan|log|ln")  # _LATEX_FIX[5] adds their backslash
 
@@ -373,7 +374,7 @@ def free_vars(n, acc=None):
         acc.add(n[1])
     elif n[0] not in ("n", "c"):
         for x in n[1:]:
-            if isinstance(x, tuple):
+            if isinstance(x, tuple) and x[0] != "n":  # (no call for a number leaf: most leaves are)
                 free_vars(x, acc)
     return acc
 

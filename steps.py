@@ -24,7 +24,8 @@ _ASY_OPEN = re.compile(r"\[asy\]")
 _PROSE = re.compile(r"\n[ \t]*\n|(?:(?<![\\a-zA-Z{])[a-zA-Z]{3,}[ \t,.]+){4}")  # a blank line or 4 words: not inline math
 _CLOSE = {"$$": "$$", "$": "$", r"\[": r"\]", r"\(": r"\)", "[asy]": "[/asy]"}
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
-_FRACTION = re.compile(r"\\[dt]?frac\{(\d{1,9})\}\{(\d{1,9})\}|\b(\d{1,9})/(\d{1,9})\b")
+_TEX_FRACTION = re.compile(r"\\[dt]?frac\{(\d{1,9})\}\{(\d{1,9})\}")
+_SLASH_FRACTION = re.compile(r"\b(\d{1,9})/(\d{1,9})\b")  # slow to scan (no literal first): only where a '/' is
 
 
 def _blocks(text, opener):
@@ -68,7 +69,9 @@ def _close(x, y):
 
 
 def _numbers(text):
-    fr = [(m[1], m[2]) if m[1] else (m[3], m[4]) for m in _FRACTION.finditer(text)]
+    """The numbers written in a text and the values of its plain fractions: a bag (callers only ask whether
+    a value is among them), each kind found only where it can be."""
+    fr = (_TEX_FRACTION.findall(text) if "frac" in text else []) + (_SLASH_FRACTION.findall(text) if "/" in text else [])
     nums = " ".join(_NUMBER.findall(text)).replace(",", "").split()  # each match starts with a digit: one token each
     return list(map(float, nums)) + [int(a) / int(b) for a, b in fr if int(b)]
 
@@ -108,7 +111,7 @@ _REL = re.compile(r"(=|\\approx|\\neq?|\\leq?|\\geq?|\\lt|\\gt|<|>|\\equiv|\\sim
                   r"\\in|\\notin|\\subseteq?|\\propto|\\mid)(?![a-zA-Z])")
 _ALIGN = [(re.compile(r"\\\\\s*&?\s*="), "="),                           # "\\ &= ..." continues the chain
           (re.compile(r"\\\\\s*&?\s*(?:\\q?quad\s*)?(?=[-+])"), " "),  # "\\ &+ ..." continues the expression
-          (re.compile(r"([\^_])(\d)(?=\d)"), r"\1{\2}")]   # LaTeX 3^25^2 is 3^2 5^2 (then '&' -> ' ')
+          (re.compile(r"([\^_])(\d)(?=\d)"), lambda m: f"{m[1]}{{{m[2]}}}")]   # 3^25^2 is 3^2 5^2 (then '&' -> ' ')
 _MOD = re.compile(r"\\[pb]?mod|\\equiv|modulo|remainder|\bmod\b|\bbase\b")  # searched in lower case
 _FALSE = re.compile(r"[\s,.;]*(?:which |that |this )?(?:is |are )?(?:not true|false|impossible|a contradiction|"
                     r"extraneous|not possible|invalid|not valid)")  # matched in lower case
