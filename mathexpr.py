@@ -246,12 +246,13 @@ def parse(s, rad=False):
         return ("n", Fraction(int(s.replace(".", "")), 10 ** d), d)
     if len(s) == 1 and s.isalpha():  # a variable
         return ("v", s)
-    if "\\" in s or "sqrt" in s or "pi" in s:
-        frac = "frac" in s  # cheap guards: most text needs none of the fixes (and none adds or removes a frac)
-        for k, (rx, rep) in enumerate(_LATEX_FIX):
-            if (k < 5 and not (frac if k != 3 else "sqrt" in s)) or (k == 5 and not _BARE_NAME.search(s)):
-                continue
-            s = rx.sub(rep, s)
+    if "\\" in s or "sqrt" in s or "pi" in s:  # cheap guards first: most text needs none of the fixes
+        frac, sqrt = "frac" in s, "sqrt" in s  # (no fix adds or removes either)
+        for k, (rx, rep) in enumerate(_LATEX_FIX[:5] if frac or sqrt else ()):
+            if frac if k != 3 else sqrt:
+                s = rx.sub(rep, s)
+        if _BARE_NAME.search(s):
+            s = _LATEX_FIX[5][0].sub(_LATEX_FIX[5][1], s)
     toks = _TOKEN.findall(s)
     if "\\" in s:  # every _NOISE token is a command
         toks = [t for t in toks if t not in _NOISE]

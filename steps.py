@@ -175,7 +175,8 @@ class _Checker:
     def chain(self, pos, end, parts, kind, skip_first=False):
         if len(self.eqs) >= MAX_EQUATIONS or self.budget.expired():
             return  # out of budget: undecided
-        nodes = [None if not p or r"\text" in p or r"\mbox" in p else parse(p) for p in parts]
+        nodes = [None if not p or r"\text" in p or r"\mbox" in p or (k == 0 and skip_first) else parse(p)
+                 for k, p in enumerate(parts)]  # (a skipped first side is never compared: not parsed)
         names = [None if n is None else frozenset(free_vars(n)) for n in nodes]  # once per side
         for i in range(skip_first, len(parts) - 1):
             a, b, sa, sb = nodes[i], nodes[i + 1], parts[i], parts[i + 1]
@@ -290,17 +291,15 @@ class _Checker:
                 body = _tex_digits(body).replace("&", " ")
             else:
                 body = _tex_digits(body.replace("~", " ").replace("&", " "))
-            skip = bool(_OPWORD.search(text[max(0, start - 12):start].lower()))  # "$(3)$ x $(5) = 64$"
-            for chunk in _CHUNK.split(body):
+            for k, chunk in enumerate(_CHUNK.split(body)):
                 bits = _REL.split(chunk) if "=" in chunk and len(chunk) <= 600 else [chunk]
                 parts, rels, i = bits[0::2], bits[1::2], 0
                 while i < len(rels):  # maximal runs of '=' form a chain
                     j = i
                     while j < len(rels) and rels[j] == "=":
                         j += 1
-                    if j > i:
-                        self.chain(start, end, [p.strip().rstrip(".,").strip() for p in parts[i:j + 1]],
-                                   "s", skip and i == 0)
+                    if j > i:  # "$(3)$ x $(5) = 64$": the text before the block makes the first left side partial
+                        skip = i == 0 and k == 0 and bool(_OPWORD.search(text[max(0, start - 12):start].lower()))
+                        self.chain(start, end, [p.strip().rstrip(".,").strip() for p in parts[i:j + 1]], "s", skip)
                     i = j + 1
-                skip = False
         return "".join(out) + text[last:]

@@ -150,9 +150,9 @@ def profile(solution, reference_answer, question=None, truncated=None):
                 reasons.append("final_not_last_result")
                 spans.append((max(ans_pos, 0), max(ans_end, ans_pos, 0), "final_not_last_result"))
         if re.fullmatch(r"-?\$?\d[\d,]*(\.\d+)?%?", canon(pred)) and not (0 <= pv <= 10 and pv == int(pv)):
-            seen = {round(abs(x), 6) for x in _numbers((question or "") + " " + text[:max(ans_pos, 0)])}
-            seen |= {round(abs(e.val), 6) for e in vals}
-            if not any(round(abs(pv) * s, 6) in seen for s in scales):
+            said = {round(abs(pv) * s, 6) for s in scales}  # is it among the numbers before it or the results?
+            if not any(round(abs(x), 6) in said for x in _numbers((question or "") + " " + text[:max(ans_pos, 0)])) \
+                    and not any(round(abs(e.val), 6) in said for e in vals):
                 logical += LOGIC_UNSUPPORTED
                 reasons.append("final_number_unsupported")
     # --- format: the worst of no answer, truncation, loops, impossible values, magnitude
