@@ -253,6 +253,8 @@ class _Checker:
 
     def plain(self, text):
         """Plain-text chains 'a op b = c [= d]': x, ×, ÷, $, %, thousands commas, units after c."""
+        if "=" not in text:  # (most texts once their LaTeX math is blanked; the rewrites below add no '=')
+            return
         text = _TIMES.sub(lambda m: m[1] + "*".center(len(m[2])), to_ascii(text))
         text = _UNIT_GAP.sub(lambda m: m[1] + " " * len(m[2]), text)  # "$194/meter × 490 meters = $94,860"
         for line in _EQ_LINE.finditer(text):  # runs never cross a line break: only lines with an '=' hold one
