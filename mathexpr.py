@@ -304,6 +304,8 @@ def exact(n, pct=100, budget=None):
         a, b = exact(n[1], pct, budget), exact(n[2], pct, budget)
         if op == "/" and b == 0:
             raise Undecided
+        if op != "/" and a.denominator == 1 == b.denominator:  # integers: int arithmetic (Fraction's is 3x slower)
+            return _fit(Fraction(_BIN[op](a.numerator, b.numerator)), budget)
         return _fit(_BIN[op](a, b), budget)
     if op == "neg":
         return -exact(n[1], pct, budget)
