@@ -19,10 +19,12 @@ MAX_EQUATIONS = 200       # checked equalities per solution
 
 # ----------------------------------------------------------------------------- math and numbers in a text
 _MATH_OPEN = re.compile(r"\$\$|\$|\\\[|\\\(|\\begin\{(align|equation|eqnarray|gather)\*?\}")
-_DOLLAR_CLOSE = re.compile(r"(?<![\s\\])\$(?!\d)")  # closes inline math: no space before, no digit after
+_DOLLAR_CLOSE = re.compile(r"\$(?<![\s\\]\$)(?!\d)")  # closes inline math: no space before, no digit after ('$' first)
 _ASY_OPEN = re.compile(r"\[asy\]")
-_PROSE = re.compile(r"\n[ \t]*\n|(?:(?<![\\a-zA-Z{])[a-zA-Z]{3,}[ \t,.]+){4}")  # a blank line or 4 words: not inline math
+# a blank line or 4 words: not inline math ((?=...): the characters a match starts with, tested fast everywhere)
+_PROSE = re.compile(r"(?=[\na-zA-Z])(?:\n[ \t]*\n|(?:(?<![\\a-zA-Z{])[a-zA-Z]{3,}[ \t,.]+){4})")
 _CLOSE = {"$$": "$$", "$": "$", r"\[": r"\]", r"\(": r"\)", "[asy]": "[/asy]"}
+_CLOSERS = frozenset(_CLOSE.values())
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _TEX_FRACTION = re.compile(r"\\[dt]?frac\{(\d{1,9})\}\{(\d{1,9})\}")
 _SLASH_FRACTION = re.compile(r"(?=\d)\b(\d{1,9})/(\d{1,9})\b")  # (?=\d): a digit first, tested fast everywhere
@@ -49,7 +51,7 @@ def _blocks(text, opener):
             dead.add(close)
             i = m.end()
             continue
-        i = j + len(close) if close in _CLOSE.values() else text.find("}", j) + 1
+        i = j + len(close) if close in _CLOSERS else text.find("}", j) + 1
         out.append((m.start(), i, text[m.end():j]))
     return out
 
@@ -71,7 +73,8 @@ def _close(x, y):
 def _numbers(text):
     """The numbers written in a text and the values of its plain fractions: a bag (callers only ask whether
     a value is among them), each kind found only where it can be."""
-    fr = (_TEX_FRACTION.findall(text) if "frac" in text else []) + (_SLASH_FRACTION.findall(text) if "/" in text else [])
+    fr = (_TEX_FRACTION.findall(text) if "frac" in text else []) + \
+        (_SLASH_FRACTION.findall(text) if "/" in text else [])
     nums = " ".join(_NUMBER.findall(text)).replace(",", "").split()  # each match starts with a digit: one token each
     return list(map(float, nums)) + [int(a) / int(b) for a, b in fr if int(b)]
 

@@ -8,9 +8,10 @@ plus two aggregates (wrongness, absurdity). mine.py and evaluate.py import profi
 
 Five modules, one job each: mathexpr.py (the safe parser, exact / approximate evaluation), symbolic.py
 (sympy under bounds), answers.py (extraction, normalisation, answers_match), steps.py (the math and numbers
-of a text, every stated equality re-checked), this file (the six dimensions, the aggregates, the CLI). Model output is untrusted: nothing eval()s or sympify()s text, and every verdict
-runs under a size bound on each exact operation and a PROFILE_SECONDS monotonic-clock budget (checks
-left undone when it runs out are "undecided"; no signals, threads or timers are used).
+of a text, every stated equality re-checked), this file (the six dimensions, the aggregates, the CLI).
+Model output is untrusted: nothing eval()s or sympify()s text, and every verdict runs under a size bound
+on each exact operation and a PROFILE_SECONDS monotonic-clock budget (checks left undone when it runs out
+are "undecided"; no signals, threads or timers are used).
 See docs/verifier.md for the rules, formulas and measured rates.
 """
 import argparse, math, os, re, time
