@@ -33,7 +33,8 @@ _REPL = [(r"\dfrac", r"\frac"), (r"\tfrac", r"\frac"), ("~", " "), ("{,}", ""), 
          (r"\varnothing", r"\emptyset"), ("infinity", r"\infty"), (r"\infin ", r"\infty "), (" percent", "%"), (r"\$", ""), ("$", ""),
          ("^{\\circ}", ""), (r"^\circ", ""), (r"\circ", ""), ("°", ""), (r"\degree", ""), (r"\%", "%"),
          ("\\displaystyle", "")]
-_SPACING = re.compile(r",\\!\s*(?=\d)|(?<!\\)\\[,;:! ]")  # LaTeX spacing; "10,\!000" keeps its comma
+# LaTeX spacing; "10,\!000" keeps its comma ((?=...): the first characters, tested fast at every position)
+_SPACING = re.compile(r"(?=[,\\])(?:,\\!\s*(?=\d)|(?<!\\)\\[,;:! ])")
 _LR = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)[lr]?(?![a-zA-Z])")
 _TEXTCMD = re.compile(r"\\(?:text|textbf|textit|textrm|mbox|mathrm|mathbf|operatorname)\s*\{([^{}]*)\}")
 _UNIT_WORD = re.compile(r"[a-zA-Z]{2,}\.?(?:\^\{?[23]\}?)?|\^\{?[23]\}?")
