@@ -79,8 +79,16 @@ def to_ascii(s):
     """s with the Unicode operators of _UNI spelled out; an ASCII text has none (translate is slow)."""
     return s if s.isascii() else s.translate(_UNI)
 _TWO = ("n", Fraction(2), 0)
-_SMALL_INT = {str(k): ("n", Fraction(k), 0) for k in range(1000)}  # the nodes of "0" .. "999"
 _PLAIN_NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
+
+
+@lru_cache(maxsize=8192)
+def _number(t):
+    """The node of a number token ('12', '3.5', '.5'); cached: the same numbers recur and Fraction() is slow."""
+    if "." not in t:
+        return ("n", Fraction(int(t)), 0)  # Fraction(int): its fast path, no gcd
+    d = len(t) - t.index(".") - 1
+    return ("n", Fraction(int(t.replace(".", "")), 10 ** d), d)
 
 
 class _Parser:
@@ -174,10 +182,7 @@ class _Parser:
         if t[0].isdigit() or t[0] == ".":
             if len(t) > MAX_DIGITS:
                 raise Undecided
-            if "." not in t:  # Fraction(int): its fast path, no gcd; small ones are built once (most numbers are)
-                return _SMALL_INT.get(t) or ("n", Fraction(int(t)), 0)
-            d = len(t) - t.index(".") - 1
-            return ("n", Fraction(int(t.replace(".", "")), 10 ** d), d)
+            return _number(t)
         if t.isalpha():
             if self.t[self.i] != "_":
                 return ("v", t)
@@ -240,10 +245,7 @@ def parse(s, rad=False):
         return None
     s = to_ascii(s)
     if _PLAIN_NUMBER.fullmatch(s) and len(s) <= MAX_DIGITS:  # most equation sides: what atom() would build
-        if "." not in s:
-            return ("n", Fraction(int(s)), 0)
-        d = len(s) - s.index(".") - 1
-        return ("n", Fraction(int(s.replace(".", "")), 10 ** d), d)
+        return _number(s)
     if len(s) == 1 and s.isalpha():  # a variable
         return ("v", s)
     if "\\" in s or "sqrt" in s or "pi" in s:  # cheap guards first: most text needs none of the fixes
