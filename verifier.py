@@ -59,7 +59,7 @@ class Profile:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
-_HOW_MANY = re.compile(r"\bhow many\s+((?:[a-z]+\s+){0,2}[a-z]+)", re.I)
+_HOW_MANY = re.compile(r"(?=h)\bhow many\s+((?:[a-z]+\s+){0,2}[a-z]+)", re.I)  # (?=h): fast to scan for
 _CONTINUOUS = re.compile(r"hour|minute|second|mile|pound|kilo|gram|lit[er]|gallon|ounce|cup|feet|foot|inch|"
                          r"met[er]|yard|dollar|cent|day|week|month|year|percent|degree|square|cubic|time|more|less|"
                          r"unit|calorie|scoop|serving")
