@@ -2,7 +2,7 @@
 mathexpr: the verifier's safe math kernel. A recursive-descent parser for the plain-text / LaTeX
 expressions models write, exact evaluation with Fractions, approximate evaluation with complex floats,
 and the Budget every verdict runs under (symbolic.py: sympy under bounds). Used by answers.py (answer
-equivalence) and verifier.py (step checks).
+equivalence) and steps.py (step checks).
 
 Model output is untrusted: nothing here eval()s or sympify()s text. The parser builds tuple ASTs;
 sympy only ever sees ASTs built here. Every operation is bounded: token count, nesting depth, digits,
@@ -63,22 +63,32 @@ _NOISE = frozenset(r"\left \right \displaystyle \big \Big \bigl \bigr \Bigl \Big
 _FUNCS = frozenset("sin cos tan sec csc cot log ln exp arcsin arccos arctan".split())
 _ATOM_START = frozenset("( { \\frac \\dfrac \\tfrac \\sqrt \\pi \\infty \\binom \\lfloor \\lceil".split()
                         + ["\\" + f for f in _FUNCS])
-_LATEX_FIX = [(re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)"), r"\\frac{\1}{\2}"),  # \frac12
-              (re.compile(r"\\[dt]?frac\s*(\d)\s*\{"), r"\\frac{\1}{"),       # \frac9{19}
-              (re.compile(r"(\\frac\{[^{}]*\})\s*(\d)"), r"\1{\2}"),          # \frac{270}7
-              (re.compile(r"\\sqrt\s*(\d)"), r"\\sqrt{\1}"),                  # \sqrt2
+# (replacements are functions: Python 3.11 re-parses a template string like r"\1{\2}" on every sub() call)
+_LATEX_FIX = [(re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)"), lambda m: rf"\frac{{{m[1]}}}{{{m[2]}}}"),  # \frac12
+              (re.compile(r"\\[dt]?frac\s*(\d)\s*\{"), lambda m: rf"\frac{{{m[1]}}}{{"),        # \frac9{19}
+              (re.compile(r"(\\frac\{[^{}]*\})\s*(\d)"), lambda m: f"{m[1]}{{{m[2]}}}"),       # \frac{270}7
+              (re.compile(r"\\sqrt\s*(\d)"), lambda m: rf"\sqrt{{{m[1]}}}"),                    # \sqrt2
               (re.compile(r"(?<![\d.}^_])(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}(?!\s*\\frac)"),  # mixed 4\frac{5}{8}
                lambda m: f"({m[1]}+\\frac{{{m[2]}}}{{{m[3]}}})" if int(m[2]) < int(m[3]) else m[0]),
-              (re.compile(r"(?<!\\)\b(sqrt|pi|sin|cos|tan|log|ln)\b"), r"\\\1")]     # plain-text names
+              (re.compile(r"(?<!\\)\b(sqrt|pi|sin|cos|tan|log|ln)\b"), lambda m: "\\" + m[1])]  # plain-text names
 _UNI = str.maketrans({"×": "*", "÷": "/", "·": "*", "−": "-", "–": "-", "π": r" \pi ", "√": r"\sqrt "})
-_BARE_NAMES = ("sqrt", "pi", "sin", "cos", "tan", "log", "ln")  # _LATEX_FIX[5] adds their backslash
+_BARE_NAME = re.compile(r"sqrt|pi|sin|cos|tan|log|ln")  # _LATEX_FIX[5] adds their backslash
 
 
 def to_ascii(s):
-    """s with the Unicode operators of _UNI spelled out; the substring tests first (translate is slow)."""
-    return s.translate(_UNI) if any(c in s for c in "×÷·−–π√") else s
+    """s with the Unicode operators of _UNI spelled out; an ASCII text has none (translate is slow)."""
+    return s if s.isascii() else s.translate(_UNI)
 _TWO = ("n", Fraction(2), 0)
 _PLAIN_NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
+
+
+@lru_cache(maxsize=8192)
+def _number(t):
+    """The node of a number token ('12', '3.5', '.5'); cached: the same numbers recur and Fraction() is slow."""
+    if "." not in t:
+        return ("n", Fraction(int(t)), 0)  # Fraction(int): its fast path, no gcd
+    d = len(t) - t.index(".") - 1
+    return ("n", Fraction(int(t.replace(".", "")), 10 ** d), d)
 
 
 class _Parser:
@@ -172,10 +182,7 @@ class _Parser:
         if t[0].isdigit() or t[0] == ".":
             if len(t) > MAX_DIGITS:
                 raise Undecided
-            if "." not in t:
-                return ("n", Fraction(int(t)), 0)  # Fraction(int): its fast path, no gcd
-            d = len(t) - t.index(".") - 1
-            return ("n", Fraction(int(t.replace(".", "")), 10 ** d), d)
+            return _number(t)
         if t.isalpha():
             if self.t[self.i] != "_":
                 return ("v", t)
@@ -238,20 +245,19 @@ def parse(s, rad=False):
         return None
     s = to_ascii(s)
     if _PLAIN_NUMBER.fullmatch(s) and len(s) <= MAX_DIGITS:  # most equation sides: what atom() would build
-        if "." not in s:
-            return ("n", Fraction(int(s)), 0)
-        d = len(s) - s.index(".") - 1
-        return ("n", Fraction(int(s.replace(".", "")), 10 ** d), d)
+        return _number(s)
     if len(s) == 1 and s.isalpha():  # a variable
         return ("v", s)
-    if "\\" in s or "sqrt" in s or "pi" in s:
-        for k, (rx, rep) in enumerate(_LATEX_FIX):
-            if k < 5 and ("frac" if k != 3 else "sqrt") not in s:  # cheap guards: most text has none of them
-                continue
-            if k == 5 and not any(w in s for w in _BARE_NAMES):
-                continue
-            s = rx.sub(rep, s)
-    toks = [t for t in _TOKEN.findall(s) if t not in _NOISE]
+    if "\\" in s or "sqrt" in s or "pi" in s:  # cheap guards first: most text needs none of the fixes
+        frac, sqrt = "frac" in s, "sqrt" in s  # (no fix adds or removes either)
+        for k, (rx, rep) in enumerate(_LATEX_FIX[:5] if frac or sqrt else ()):
+            if frac if k != 3 else sqrt:
+                s = rx.sub(rep, s)
+        if _BARE_NAME.search(s):
+            s = _LATEX_FIX[5][0].sub(_LATEX_FIX[5][1], s)
+    toks = _TOKEN.findall(s)
+    if "\\" in s:  # every _NOISE token is a command
+        toks = [t for t in toks if t not in _NOISE]
     if not toks or len(toks) > MAX_TOKENS:
         return None
     p = _Parser(toks, rad)
@@ -300,6 +306,8 @@ def exact(n, pct=100, budget=None):
         a, b = exact(n[1], pct, budget), exact(n[2], pct, budget)
         if op == "/" and b == 0:
             raise Undecided
+        if op != "/" and a.denominator == 1 == b.denominator:  # integers: int arithmetic (Fraction's is 3x slower)
+            return _fit(Fraction(_BIN[op](a.numerator, b.numerator)), budget)
         return _fit(_BIN[op](a, b), budget)
     if op == "neg":
         return -exact(n[1], pct, budget)
@@ -371,7 +379,7 @@ def free_vars(n, acc=None):
         acc.add(n[1])
     elif n[0] not in ("n", "c"):
         for x in n[1:]:
-            if isinstance(x, tuple):
+            if isinstance(x, tuple) and x[0] != "n":  # (no call for a number leaf: most leaves are)
                 free_vars(x, acc)
     return acc
 
