@@ -249,7 +249,7 @@ def canon(s):
     for a, b in _REPL:
         s = s.replace(a, b)
     if "\\" in s or "<" in s or ">" in s:
-        s = _REL_SPELLING.sub(lambda m: _REL_CANON[m.group().replace(" ", "")], s)
+        s = _REL_SPELLING.sub(lambda m: _REL_CANON["".join(m.group().split())], s)
     if "\\" in s:
         s = _TEXTCMD.sub(lambda m: f" {m[1]} ", _LR.sub("", s))
     s = s.strip().rstrip(".").strip()

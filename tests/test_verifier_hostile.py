@@ -97,8 +97,9 @@ def test_bounded_in_a_thread_too():
 
 
 # ----------------------------------------------------------------------------- property-based
-PIECES = list("0123456789+-*/^=()[]{}., $\\x\n") + [r"\frac", r"\sqrt", r"\boxed", r"\times", r"\(", r"\)", "<<",
-                                                   ">>", "999", "The answer is: ", "####", r"\text{", "**", r"\pi", "!", "%"]
+PIECES = list("0123456789+-*/^=()[]{}., $\\x\n<>\t") + [r"\le", r"\geq", r"\frac", r"\sqrt", r"\boxed", r"\times",
+                                                        r"\(", r"\)", "<<", ">>", "999", "The answer is: ", "####",
+                                                        r"\text{", "**", r"\pi", "!", "%"]
 MATHY = st.lists(st.sampled_from(PIECES), max_size=200).map("".join)  # math-looking token soup
 
 
@@ -112,6 +113,13 @@ def test_profile_is_total_bounded_and_in_range(text, ref):
     assert all(0 <= d[k] <= 1 for k in DIMENSIONS + ("wrongness", "absurdity"))
     s, e = d["details"]["first_wrong_start"], d["details"]["first_wrong_end"]
     assert (s is None) == (e is None) and (s is None or 0 <= s < e <= len(text))
+
+
+def test_a_relation_spelled_across_white_space_is_read_not_a_crash():
+    # `<\s*=` matched a newline or tab inside the relation, but its lookup dropped only spaces (a KeyError)
+    assert answers_match("x >\n= 5", r"x \ge 5") and answers_match("x <\t= 5", r"x \le 5")
+    assert not answers_match("x <\t= 5", r"x \ge 5")
+    assert profile("So we get\n\nThe answer is $x >\n= 5$", "5").correct is False
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
