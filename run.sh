@@ -28,12 +28,14 @@ if [ "${SMOKE:-0}" = 1 ]; then   # shrunken sizes for the pipeline test (tests/t
     N_SAMPLE=${N_SAMPLE:-24}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-3}; MAX_NEW=${MAX_NEW:-48}
     MINE_ARGS=${MINE_ARGS:-}
     SFT_EVAL=${SFT_EVAL:-10}
+    BATCH_ARGS=${BATCH_ARGS:---batch-size 8 --micro-batch-size 8}   # SFT and the arms: 8 sequences / pairs a step
 else
     RUN=${RUN:-runs/toy-s$SEED}
     N_TRAIN=${N_TRAIN:-30000}; N_VAL=${N_VAL:-1000}; N_TEST=${N_TEST:-2000}; SFT_STEPS=${SFT_STEPS:-2000}
     N_SAMPLE=${N_SAMPLE:-2000}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-40}; MAX_NEW=${MAX_NEW:-160}
     MINE_ARGS=${MINE_ARGS:-}
     SFT_EVAL=${SFT_EVAL:-400}
+    BATCH_ARGS=${BATCH_ARGS:-}   # empty: the scripts' own batch sizes (SFT 32 sequences, DPO 32 pairs a step)
 fi
 DATA=$RUN/data   # each run holds its own copy of the generated splits (2 s to make; deterministic)
 # Training flags shared by all seven arms, and DPO_STEPS = 40: chosen on the validation split (README "Settings"):
@@ -66,7 +68,7 @@ T="--threads $THREADS"
 
 stage prepare python data/toy/prepare.py --out-dir "$DATA" --n-train "$N_TRAIN" --n-val "$N_VAL" --n-test "$N_TEST"
 stage sft     python train_sft.py --out-dir "$RUN/sft" --max-steps "$SFT_STEPS" --seed "$SEED" $T \
-                  --data "$DATA/train.jsonl" --val-data "$DATA/val.jsonl" --eval-every "$SFT_EVAL" --save-every "$SFT_EVAL"
+                  --data "$DATA/train.jsonl" --val-data "$DATA/val.jsonl" --eval-every "$SFT_EVAL" --save-every "$SFT_EVAL" $BATCH_ARGS
 stage sample  python sample.py --model "$RUN/sft" --data "$DATA/train.jsonl" --limit "$N_SAMPLE" --k "$K" \
                   --temperature 0.8 --max-new-tokens "$MAX_NEW" --batch-size 256 --seed "$SEED" $T \
                   -o "$RUN/samples.jsonl" --resume
@@ -89,7 +91,7 @@ stage mine_greedy  python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs_greedy.json
 arm() {  # arm DIR PAIRS extra-flags... : one training run from the SFT model, same steps / lr / seed
     local dir=$1 pairs=$2; shift 2
     stage "$dir" python train_dpo.py --pairs "$RUN/$pairs" --model "$RUN/sft" --out-dir "$RUN/$dir" \
-        --max-steps "$DPO_STEPS" --seed "$SEED" $T $DPO_ARGS "$@"
+        --max-steps "$DPO_STEPS" --seed "$SEED" $T $DPO_ARGS $BATCH_ARGS "$@"
 }
 arm sftplus      pairs.jsonl         --loss sft --weighting none
 arm dpo          pairs.jsonl         --weighting none
@@ -101,15 +103,15 @@ arm dpo_greedy   pairs_greedy.jsonl  --weighting none
 ARMS=(sft sftplus dpo wdpo wdpo_shuf dpo_randneg sftplus_greedy dpo_greedy)
 NAMES=(sft sft+ dpo wdpo wdpo-shuffled dpo-randneg sft+-greedy dpo-greedy)
 MODELS=(); for a in "${ARMS[@]}"; do MODELS+=("$RUN/$a"); done
-# validation split: the one used for choices (lr, beta, steps, objective); test is only reported
-stage eval_val python evaluate.py --models "${MODELS[@]}" --names "${NAMES[@]}" --data "$DATA/val.jsonl" \
-                  --limit "$N_VAL" --max-new-tokens "$MAX_NEW" --batch-size 256 $T --out-dir "$RUN/eval_val"
-stage eval_test python evaluate.py --models "${MODELS[@]}" --names "${NAMES[@]}" --data "$DATA/test.jsonl" \
-                  --limit "$N_TEST" --max-new-tokens "$MAX_NEW" --batch-size 256 $T --out-dir "$RUN/eval_test"
-# diagnostics: are the negatives the SFT model's own greedy choices? held-out pair accuracy of every arm
-for P in pairs pairs_randneg pairs_greedy; do
-    stage "diag_$P" python diagnose.py --model "$RUN/sft" --ref "$RUN/sft" --pairs "$RUN/$P.jsonl" $T --out "$RUN/diag_$P.json"
-done
+# validation split: the one used for choices (lr, beta, steps, objective); test is only reported. One process: each
+# model loads once and answers both (eval_val/ and eval_test/ hold the same files as two separate runs would)
+stage eval python evaluate.py --models "${MODELS[@]}" --names "${NAMES[@]}" --data "$DATA/val.jsonl" "$DATA/test.jsonl" \
+                  --limit "$N_VAL" "$N_TEST" --max-new-tokens "$MAX_NEW" --batch-size 256 $T \
+                  --out-dir "$RUN/eval_val" "$RUN/eval_test"
+# diagnostics: are the negatives the SFT model's own greedy choices? (the three pair sets in one process)
+stage diag_pairs python diagnose.py --model "$RUN/sft" --ref "$RUN/sft" \
+                  --pairs "$RUN/pairs.jsonl" "$RUN/pairs_randneg.jsonl" "$RUN/pairs_greedy.jsonl" $T \
+                  --out "$RUN/diag_pairs.json" "$RUN/diag_pairs_randneg.json" "$RUN/diag_pairs_greedy.json"
 OUTS=(); for a in "${ARMS[@]}"; do OUTS+=("$RUN/diag_heldout_$a.json"); done
 # pairs of the held-out 10% of problems: no arm trained on them (all eight models in one process)
 stage diag_heldout python diagnose.py --model "${MODELS[@]}" --ref "$RUN/sft" --pairs "$RUN/heldout.jsonl" \
