@@ -88,10 +88,12 @@ stage mine_randneg python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs_randneg.jso
                        --negatives random $MINE_ARGS
 stage mine_greedy  python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs_greedy.jsonl" $HOLD --heldout-out "$RUN/heldout_greedy.jsonl" \
                        --rejected-from "$RUN/greedy_scored.jsonl" --negatives all $MINE_ARGS
+ARM_RUNS=()
 arm() {  # arm DIR PAIRS extra-flags... : one training run from the SFT model, same steps / lr / seed
     local dir=$1 pairs=$2; shift 2
-    stage "$dir" python train_dpo.py --pairs "$RUN/$pairs" --model "$RUN/sft" --out-dir "$RUN/$dir" \
-        --max-steps "$DPO_STEPS" --seed "$SEED" $T $DPO_ARGS $BATCH_ARGS "$@"
+    [ ${#ARM_RUNS[@]} = 0 ] || ARM_RUNS+=(--then)
+    ARM_RUNS+=(--pairs "$RUN/$pairs" --model "$RUN/sft" --out-dir "$RUN/$dir" \
+        --max-steps "$DPO_STEPS" --seed "$SEED" $T $DPO_ARGS $BATCH_ARGS "$@")
 }
 arm sftplus      pairs.jsonl         --loss sft --weighting none
 arm dpo          pairs.jsonl         --weighting none
@@ -100,6 +102,8 @@ arm wdpo_shuf    pairs.jsonl         --weighting shuffled
 arm dpo_randneg  pairs_randneg.jsonl --weighting none
 arm sftplus_greedy pairs_greedy.jsonl --loss sft --weighting none
 arm dpo_greedy   pairs_greedy.jsonl  --weighting none
+# the seven runs one after the other in one process (train_dpo.py --then): each writes what it writes alone
+stage arms python train_dpo.py "${ARM_RUNS[@]}"
 ARMS=(sft sftplus dpo wdpo wdpo_shuf dpo_randneg sftplus_greedy dpo_greedy)
 NAMES=(sft sft+ dpo wdpo wdpo-shuffled dpo-randneg sft+-greedy dpo-greedy)
 MODELS=(); for a in "${ARMS[@]}"; do MODELS+=("$RUN/$a"); done

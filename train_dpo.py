@@ -6,6 +6,8 @@ Stage 4: verifier-weighted DPO on mined (chosen, hard negative) pairs, full-para
     python train_dpo.py --pairs pairs.jsonl --model out/sft --batch-size 64 --micro-batch-size 8 \
         --lr 5e-7 --grad-checkpointing                                                    # Qwen2.5-1.5B, one GPU
     torchrun --nproc_per_node 8 train_dpo.py ...                                          # DDP
+    python train_dpo.py --pairs p.jsonl --model out/sft --out-dir out/dpo --weighting none \
+        --then --pairs p.jsonl --model out/sft --out-dir out/sftplus --loss sft           # several runs, one process
 
 Objective over one optimizer step S (all micro-batches, all ranks), eq. 7 of the DPO paper with a weight per pair:
     L = sum_{i in S} w_i * -log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r))) / sum_{i in S} w_i
@@ -24,6 +26,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +82,9 @@ parser.add_argument("--log-every", type=int, default=10, help="print one log lin
 parser.add_argument("--resume", action="store_true", help="continue from --out-dir/train_state.safetensors (exact: same pair order)")
 parser.add_argument("--halt-after", type=int, default=-1, help="save and stop after this step as if killed (tests --resume); -1 = off")
 parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+parser.add_argument("--then", action="store_true", help="separates the flags of several runs done one after the other "
+                    "in one process (run.sh's arms: one torch/transformers start-up instead of one per run); each run "
+                    "takes only its own flags and writes what it would write alone; not under torchrun")
 
 
 def preference_loss(pi_c, pi_r, ref_c, ref_r, beta):
@@ -313,8 +319,18 @@ def get_ref_logps(pairs, ref_name, policy, args, sha, pad_id, device, ctx, rank=
 
 
 def main(argv=None):
+    runs = [[]]   # --then separates runs: their flags are all parsed (checked) before the first one trains
+    for a in (sys.argv[1:] if argv is None else argv):
+        if a == "--then":
+            runs.append([])
+        else:
+            runs[-1].append(a)
+    runs = [parser.parse_args(r) for r in runs]
+    if len(runs) > 1 and int(os.environ.get("RANK", -1)) != -1:
+        raise SystemExit("error: --then runs several trainings in one process; under torchrun start one per run")
     try:
-        train(parser.parse_args(argv))
+        for args in runs:
+            train(args)
     except DataError as e:
         raise SystemExit(f"error: {e}") from None
 
