@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: the embedded toy experiment (nanochat's speedrun.sh, CPU-sized). One seed:
 #   prepare -> SFT -> sample (T=0.8, K per problem) + greedy answers -> verify -> mine three pair sets
-#   -> seven arms trained from the SFT model with the same steps (40), lr and seed:
+#   -> seven arms trained from the SFT model with the same steps (40), lr and seed (one process: train_dpo.py --then):
 #        sft+          NLL on the chosen side only (the matched-compute control every DPO arm is judged against)
 #        dpo           DPO + the same NLL anchor, uniform weights              (hard negatives)
 #        wdpo          the same, verifier weights                               (hard negatives)
@@ -9,7 +9,7 @@
 #        dpo-randneg   uniform weights, a random wrong sample as rejected       (does hardness matter?)
 #        sft+-greedy   NLL on the chosen side of the greedy pairs               (dpo-greedy's own control)
 #        dpo-greedy    uniform weights, the model's own greedy wrong answer     (the model's own errors)
-#   -> greedy evaluation of all eight on val (choices) and test -> diagnostics -> report (summary.md)
+#   -> greedy evaluation of all eight on val (choices) and test (one process) -> diagnostics -> report (summary.md)
 # Every line is a real script with its real flags: read it as the recipe.
 #
 #   bash run.sh                   # seed 0 -> runs/toy-s0/ (see README for the measured time)
@@ -89,7 +89,7 @@ stage mine_randneg python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs_randneg.jso
 stage mine_greedy  python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs_greedy.jsonl" $HOLD --heldout-out "$RUN/heldout_greedy.jsonl" \
                        --rejected-from "$RUN/greedy_scored.jsonl" --negatives all $MINE_ARGS
 ARM_RUNS=()
-arm() {  # arm DIR PAIRS extra-flags... : one training run from the SFT model, same steps / lr / seed
+arm() {  # arm DIR PAIRS extra-flags... : adds one training run from the SFT model (same steps / lr / seed) to stage arms
     local dir=$1 pairs=$2; shift 2
     [ ${#ARM_RUNS[@]} = 0 ] || ARM_RUNS+=(--then)
     ARM_RUNS+=(--pairs "$RUN/$pairs" --model "$RUN/sft" --out-dir "$RUN/$dir" \
