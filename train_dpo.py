@@ -18,6 +18,9 @@ IPO, conservative DPO or DPO-Positive (pure functions below, each next to its eq
 keeps only the NLL term: the matched-compute control `sft+` (same pairs, steps, tokens and lr).
 The reference log-probs are computed once and cached next to the pairs (pairs.jsonl.ref.<key>.safetensors);
 the reference model then leaves memory. Checkpoint: a Hugging Face dir + hardneg_meta.json (+ train_state.safetensors).
+--then (a separator, not a flag) splits the command line into several runs done one after the other in one process
+(run.sh's seven arms: one torch/transformers start-up instead of seven). Each run takes only its own flags, all are
+parsed before the first starts, and each writes byte for byte what it writes alone. Not under torchrun.
 """
 import argparse
 import gc
@@ -82,9 +85,6 @@ parser.add_argument("--log-every", type=int, default=10, help="print one log lin
 parser.add_argument("--resume", action="store_true", help="continue from --out-dir/train_state.safetensors (exact: same pair order)")
 parser.add_argument("--halt-after", type=int, default=-1, help="save and stop after this step as if killed (tests --resume); -1 = off")
 parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
-parser.add_argument("--then", action="store_true", help="separates the flags of several runs done one after the other "
-                    "in one process (run.sh's arms: one torch/transformers start-up instead of one per run); each run "
-                    "takes only its own flags and writes what it would write alone; not under torchrun")
 
 
 def preference_loss(pi_c, pi_r, ref_c, ref_r, beta):
