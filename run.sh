@@ -15,7 +15,7 @@
 #   bash run.sh                   # seed 0 -> runs/toy-s0/ (see README for the measured time)
 #   THREADS=1 bash run.sh         # on a machine shared with other jobs (THREADS=0 takes every core)
 #   SEED=1 bash run.sh            # another seed (SFT init, data order, sampling, pair order); same data splits
-#   SMOKE=1 bash run.sh           # tiny sizes, ~1 CPU-minute (README) -> runs/smoke-s0/ (never touches runs/toy-s*)
+#   SMOKE=1 bash run.sh           # tiny sizes, ~1 min (README) -> runs/smoke-s0/ (never touches runs/toy-s*)
 #   STOP_AFTER=sft bash run.sh    # run up to a stage only
 # A stage that finished is skipped on rerun; its .done file records the command it ran with, and a rerun with
 # other settings stops with a message instead of mixing results (delete the .done file, or use another RUN=).
