@@ -7,6 +7,8 @@ that rejected token the policy's own greedy choice, and does the policy rank cho
         --out runs/toy-s0/diag_dpo.json --threads 1                  # held-out pair accuracy after DPO
     python diagnose.py --model runs/toy-s0/dpo runs/toy-s0/wdpo --ref runs/toy-s0/sft --pairs held.jsonl \
         --out diag_dpo.json diag_wdpo.json                           # several models, one process (one --out each)
+    python diagnose.py --model runs/toy-s0/sft --pairs pairs.jsonl pairs_greedy.jsonl \
+        --out diag_pairs.json diag_pairs_greedy.json                 # several pair files, the model loaded once
 
 Per pair (mine.py's JSONL: prompt, chosen, rejected[, rejected_upto]):
   (a) the first token where prompt+rejected differs from prompt+chosen (common.encode_pair, the model's tokenizer)
@@ -37,10 +39,12 @@ parser.add_argument("--model", required=True, nargs="+", help="policy checkpoint
                     "diagnosed one after the other on the same pairs, each with its own --out")
 parser.add_argument("--ref", default=None, help="reference checkpoint (default: the model's hardneg_meta.json "
                     "'ref', else the model itself)")
-parser.add_argument("--pairs", required=True, help="pair JSONL (mine.py): prompt, chosen, rejected[, rejected_upto]")
+parser.add_argument("--pairs", required=True, nargs="+", help="pair JSONL(s) (mine.py): prompt, chosen, rejected[, "
+                    "rejected_upto]; several: each --model is diagnosed on each file (the model loads once)")
 parser.add_argument("--limit", type=int, default=-1, help="first N pairs only (-1 = all)")
-parser.add_argument("--out", default=None, nargs="+", help="output JSON, one per --model (default: "
-                    "<pairs dir>/diag_<model dir name>.json)")
+parser.add_argument("--out", default=None, nargs="+", help="output JSON, one per (--model, --pairs) combination, "
+                    "models outer, pair files inner (default: <pairs dir>/diag_<model dir name>.json, with several "
+                    "--pairs diag_<model dir name>_<pairs file stem>.json)")
 parser.add_argument("--batch-size", type=int, default=32, help="pairs per forward")
 parser.add_argument("--tokenizer", default=None, help="tokenizer path if the model dir has none")
 parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
@@ -203,28 +207,36 @@ def summarize(rows):
 
 def main(argv=None):
     args = parser.parse_args(argv)
-    if args.out is not None and len(args.out) != len(args.model):
-        raise SystemExit(f"error: --out names {len(args.out)} file(s) for {len(args.model)} --model(s); give one each")
+    n_out = len(args.model) * len(args.pairs)
+    if args.out is not None and len(args.out) != n_out:
+        raise SystemExit(f"error: --out names {len(args.out)} file(s) for {len(args.model)} --model(s) x "
+                         f"{len(args.pairs)} --pairs file(s); give one each ({n_out})")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    if not Path(args.pairs).exists():
-        raise SystemExit(f"error: {args.pairs}: file not found")
+    for p in args.pairs:
+        if not Path(p).exists():
+            raise SystemExit(f"error: {p}: file not found")
     refs = {}   # ref path -> loaded model: one load when several models share a reference (the usual case)
     summs = []
     for k, name in enumerate(args.model):
-        out = Path(args.out[k] if args.out else Path(args.pairs).parent / f"diag_{Path(name).name}.json")
-        summs.append(diagnose_one(args, name, out, device, refs))
+        if args.out:
+            outs = [Path(o) for o in args.out[k * len(args.pairs):(k + 1) * len(args.pairs)]]
+        else:
+            tail = [""] if len(args.pairs) == 1 else [f"_{Path(p).stem}" for p in args.pairs]
+            outs = [Path(p).parent / f"diag_{Path(name).name}{t}.json" for p, t in zip(args.pairs, tail)]
+        summs += diagnose_one(args, name, outs, device, refs)
     return summs[0] if len(summs) == 1 else summs
 
 
-def diagnose_one(args, name, out, device, refs):
-    """Diagnose one policy checkpoint on args.pairs and write its JSON to `out`; returns the summary."""
+def diagnose_one(args, name, outs, device, refs):
+    """Diagnose one policy checkpoint on each of args.pairs, writing the JSON of pairs file i to outs[i] (every file
+    is read and checked before anything is written); returns the summaries."""
     meta = read_meta(name)
     ref_name = args.ref or meta.get("ref") or name
     model, tok, how = load_model(name, device=device, tokenizer=args.tokenizer)
     try:
-        items = load(args.pairs, tok, args.limit)
+        item_sets = [load(p, tok, args.limit) for p in args.pairs]
     except DataError as e:
         raise SystemExit(f"error: {e}") from None
     same = Path(ref_name).resolve() == Path(name).resolve()
@@ -233,16 +245,19 @@ def diagnose_one(args, name, out, device, refs):
         refs[key] = load_model(ref_name, device=device, tokenizer=args.tokenizer)[0].eval()
     ref = None if same else refs[key]
     model.eval()
-    trained_on = bool(meta.get("pairs")) and Path(meta["pairs"]).resolve() == Path(args.pairs).resolve()
-    print(f"model {name} ({how}) | ref {ref_name}{' (= model)' if same else ''} | {len(items)} pairs from "
-          f"{args.pairs}" + (" | NOTE: the model was trained on these pairs (not held-out)" if trained_on else ""))
-    rows = diagnose(model, ref, tok, items, args.batch_size, device, not args.no_digits)
-    summ = summarize(rows)
-    write_json(out, {"model": name, "ref": ref_name, "pairs": args.pairs, "trained_on_pairs": trained_on,
-                     "summary": summ, "rows": rows})
-    print(json.dumps(summ, indent=1))
-    print(f"wrote {out}")
-    return summ
+    summs = []
+    for pairs, items, out in zip(args.pairs, item_sets, outs):
+        trained_on = bool(meta.get("pairs")) and Path(meta["pairs"]).resolve() == Path(pairs).resolve()
+        print(f"model {name} ({how}) | ref {ref_name}{' (= model)' if same else ''} | {len(items)} pairs from "
+              f"{pairs}" + (" | NOTE: the model was trained on these pairs (not held-out)" if trained_on else ""))
+        rows = diagnose(model, ref, tok, items, args.batch_size, device, not args.no_digits)
+        summ = summarize(rows)
+        write_json(out, {"model": name, "ref": ref_name, "pairs": pairs, "trained_on_pairs": trained_on,
+                         "summary": summ, "rows": rows})
+        print(json.dumps(summ, indent=1))
+        print(f"wrote {out}")
+        summs.append(summ)
+    return summs
 
 
 if __name__ == "__main__":

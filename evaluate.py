@@ -4,6 +4,8 @@ Stage 5: side-by-side evaluation of checkpoints on a held-out set, graded by the
     python evaluate.py --models out/sft out/dpo out/wdpo --data data/toy/test.jsonl
     python evaluate.py --models out/sft out/wdpo --data data/gsm8k/test.jsonl --k 8 --temperature 0.8 \
         --max-new-tokens 512 --batch-size 256                   # + maj@8 / pass@8 / mean@8
+    python evaluate.py --models out/sft out/dpo --data val.jsonl test.jsonl --limit 1000 2000 \
+        --out-dir out/eval_val out/eval_test                    # several files: each model loads once
 
 Prints one Markdown table, one row per model:
   acc          greedy pass@1 (verifier.profile(...).correct)
@@ -14,7 +16,8 @@ Prints one Markdown table, one row per model:
                near-miss greedy answer. The slice is the same for every model, so comparing models on it does not
                suffer the regression-to-the-mean bias of a slice picked by one model's own mistakes.
   per-dimension counts    for each verifier.DIMENSIONS entry, wrong greedy answers with that severity > 0.
-Writes <out-dir>/results.json (metrics + per-problem predictions of every model) and <out-dir>/results.md.
+Writes <out-dir>/results.json (metrics + per-problem predictions of every model) and <out-dir>/results.md, one pair per
+--data file (each the same as a run on that file alone, but for the timings).
 Generation is engine.py's Sampler, as in sample.py (same prompts, same seeds: sample j of problem i uses
 engine.sample_seed). A prompt longer than the model's max_position_embeddings minus --max-new-tokens stops the run
 with `error: FILE:LINE: prompt of N tokens exceeds ...` (checked as each model loads; results are written only at
@@ -39,8 +42,10 @@ parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.R
 parser.add_argument("--models", nargs="+", default=["out/sft"], help="checkpoint dirs (or hub ids / 'toy') to compare")
 parser.add_argument("--names", nargs="+", default=None, help="row labels, one per model (default: directory names)")
 parser.add_argument("--tokenizer", default=None, help="tokenizer path for models that have none (config-only dirs)")
-parser.add_argument("--data", default="data/toy/test.jsonl", help="test JSONL (question/answer[/solution]; data/*/prepare.py)")
-parser.add_argument("--limit", type=int, default=-1, help="evaluate the first N problems only (-1 = all)")
+parser.add_argument("--data", nargs="+", default=["data/toy/test.jsonl"], help="test JSONL(s) (question/answer[/solution]; "
+                    "data/*/prepare.py); several: each model loads once and is evaluated on each, one --out-dir each")
+parser.add_argument("--limit", type=int, nargs="+", default=[-1], help="evaluate the first N problems only (-1 = all); "
+                    "one value for every --data file, or one per file")
 parser.add_argument("--k", type=int, default=1, help="samples per problem for maj@k/pass@k (1 = greedy only)")
 parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature for the k samples (--k > 1)")
 parser.add_argument("--top-p", type=float, default=1.0, help="nucleus mass for the k samples")
@@ -48,7 +53,8 @@ parser.add_argument("--max-new-tokens", type=int, default=512,
                     help="generation budget per answer (prompts over the model's positions minus this are refused)")
 parser.add_argument("--batch-size", type=int, default=64, help="rows decoded together")
 parser.add_argument("--seed", type=int, default=0, help="base seed of the k samples")
-parser.add_argument("--out-dir", default=None, help="where results.json/.md go (default: <first model's parent>/eval, else out/eval)")
+parser.add_argument("--out-dir", nargs="+", default=None, help="where results.json/.md go, one per --data file (default, "
+                    "one --data only: <first model's parent>/eval, else out/eval)")
 parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
 parser.add_argument("--dtype", default="bfloat16", help="weights dtype on GPU (CPU: float32)")
 parser.add_argument("--cuda-graphs", default=True, action=argparse.BooleanOptionalAction, help="CUDA-graph decode (GPU)")
@@ -186,51 +192,69 @@ def main(argv=None):
     if args.k > 1 and args.temperature <= 0:
         raise SystemExit("error: --k > 1 needs --temperature > 0 (k greedy answers would be identical)")
     labels = model_labels(args.models, args.names)
-    problems = load_problems(args.data, args.limit)
+    n = len(args.data)
+    if len(args.limit) not in (1, n):
+        raise SystemExit(f"error: --limit has {len(args.limit)} values for {n} --data files; give one, or one each")
+    if (args.out_dir is None and n > 1) or (args.out_dir is not None and len(args.out_dir) != n):
+        raise SystemExit(f"error: --out-dir needs one folder per --data file ({n})")
+    first = Path(args.models[0])
+    default_out = first.parent / "eval" if first.is_dir() else Path("out/eval")
+    # one job per --data file; its args are what a run on that file alone would record (results.json "args")
+    jobs = [argparse.Namespace(**{**vars(args), "data": d, "limit": args.limit[i if len(args.limit) > 1 else 0],
+                                  "out_dir": args.out_dir[i] if args.out_dir else None}) for i, d in enumerate(args.data)]
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     dtype = getattr(torch, args.dtype) if device.startswith("cuda") else torch.float32
-    first = Path(args.models[0])
-    out_dir = Path(args.out_dir) if args.out_dir else (first.parent / "eval" if first.is_dir() else Path("out/eval"))
-    warnings = []
-    if 0 <= len(problems) < args.limit:  # e.g. a smoke run's 16-line file read by a --limit 500 evaluation
-        warnings.append(f"--limit {args.limit} but {args.data} holds only {len(problems)} problems: "
-                        f"evaluated on {len(problems)}")
-        print(f"warning: {warnings[-1]}", flush=True)
-    print(f"data: {args.data} | {len(problems)} problems | models: {', '.join(labels)} | device {device}", flush=True)
+    for job in jobs:
+        job.problems = load_problems(job.data, job.limit)   # every file is checked before any model loads
+        job.warnings, job.per_model, job.timing = [], {}, {}
+        if 0 <= len(job.problems) < job.limit:  # e.g. a smoke run's 16-line file read by a --limit 500 evaluation
+            job.warnings.append(f"--limit {job.limit} but {job.data} holds only {len(job.problems)} problems: "
+                                f"evaluated on {len(job.problems)}")
+            print(f"warning: {job.warnings[-1]}", flush=True)
+        print(f"data: {job.data} | {len(job.problems)} problems | models: {', '.join(labels)} | device {device}", flush=True)
 
-    per_model, timing = {}, {}
     hf_logging.disable_progress_bar()  # transformers' "Loading weights" bar would sit inside our log
     for label, name in zip(labels, args.models):
         t0 = time.time()
         model, tok, how = load_model(name, dtype=dtype, device=device, tokenizer=args.tokenizer)
         sampler = Sampler(model, tok, device, cuda_graphs=args.cuda_graphs, compile=args.compile)
         # refuses over-long prompts before this model generates anything; nothing is written before the end
-        prompt_ids = encode_prompts(problems, tok, model.config.max_position_embeddings, args.max_new_tokens,
-                                    sampler.max_token_bytes, args.data)
-        per_model[label] = evaluate_model(sampler, problems, prompt_ids, args, desc=f"eval {label}")
-        timing[label] = round(time.time() - t0, 1)
-        acc = sum(r["profile"]["correct"] for r in per_model[label]) / max(1, len(problems))
-        print(f"{label}: {how} | greedy acc {acc:.3f} | {timing[label]:.1f} s", flush=True)
+        prompt_ids = [encode_prompts(job.problems, tok, model.config.max_position_embeddings, args.max_new_tokens,
+                                     sampler.max_token_bytes, job.data) for job in jobs]
+        for job, ids in zip(jobs, prompt_ids):
+            job.per_model[label] = evaluate_model(sampler, job.problems, ids, args, desc=f"eval {label}")
+            job.timing[label] = round(time.time() - t0, 1)   # the first file's time includes the model load
+            t0 = time.time()
+            acc = sum(r["profile"]["correct"] for r in job.per_model[label]) / max(1, len(job.problems))
+            print(f"{label}: {how} | {job.data} greedy acc {acc:.3f} | {job.timing[label]:.1f} s", flush=True)
         del model, sampler
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
+    results = [write_results(job, labels, job.out_dir or default_out) for job in jobs]
+    return results[0] if n == 1 else results
 
+
+def write_results(job, labels, out_dir):
+    """results.md and results.json of one --data file into out_dir; returns the metrics."""
+    problems, per_model = job.problems, job.per_model
     metrics, common = aggregate(per_model)
     for m in metrics:
-        metrics[m]["seconds"] = timing[m]
+        metrics[m]["seconds"] = job.timing[m]
     table = format_table(metrics)
     print(table)
     reasons = Counter(r["finish_reason"] for v in per_model.values() for r in v)
-    header = (f"# Evaluation on {args.data} ({len(problems)} problems)\n\n"
-              f"models: {', '.join(f'{l} = {m}' for l, m in zip(labels, args.models))}  \n"
-              f"greedy decoding, max {args.max_new_tokens} new tokens"
-              + (f"; maj/pass/mean@{args.k} at temperature {args.temperature}, top-p {args.top_p}, seed {args.seed}" if args.k > 1 else "")
+    header = (f"# Evaluation on {job.data} ({len(problems)} problems)\n\n"
+              f"models: {', '.join(f'{l} = {m}' for l, m in zip(labels, job.models))}  \n"
+              f"greedy decoding, max {job.max_new_tokens} new tokens"
+              + (f"; maj/pass/mean@{job.k} at temperature {job.temperature}, top-p {job.top_p}, seed {job.seed}" if job.k > 1 else "")
               + f"  \nnear-miss slice: {len(common)} problems on which at least one model's greedy answer was a near miss"
-              + "".join(f"  \n**warning**: {w}" for w in warnings) + "\n\n")
+              + "".join(f"  \n**warning**: {w}" for w in job.warnings) + "\n\n")
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text(out_dir / "results.md", header + table + "\n")
+    args = {k: v for k, v in vars(job).items() if k not in ("problems", "warnings", "per_model", "timing")}
     write_json(out_dir / "results.json", {
-        "data": args.data, "n_problems": len(problems), "warnings": warnings, "args": vars(args), "models": dict(zip(labels, args.models)),
+        "data": job.data, "n_problems": len(problems), "warnings": job.warnings, "args": args, "models": dict(zip(labels, job.models)),
         "metrics": metrics, "finish_reasons": dict(reasons),
         "near_miss_slice": {"definition": "problems where at least one evaluated model's greedy answer is wrong and "
                                           "verifier.is_near_miss", "problem_ids": [problems[i]["id"] for i in common]},

@@ -23,7 +23,7 @@ import random
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from common import DataError, format_prompt, format_response, read_json, read_jsonl, write_json, write_jsonl
+from records import DataError, format_prompt, format_response, read_json, read_jsonl, write_json, write_jsonl
 from verifier import DIMENSIONS, is_near_miss, profile
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: the embedded toy experiment (nanochat's speedrun.sh, CPU-sized). One seed:
 #   prepare -> SFT -> sample (T=0.8, K per problem) + greedy answers -> verify -> mine three pair sets
-#   -> seven arms trained from the SFT model with the same steps (40), lr and seed:
+#   -> seven arms trained from the SFT model with the same steps (40), lr and seed (one process: train_dpo.py --then):
 #        sft+          NLL on the chosen side only (the matched-compute control every DPO arm is judged against)
 #        dpo           DPO + the same NLL anchor, uniform weights              (hard negatives)
 #        wdpo          the same, verifier weights                               (hard negatives)
@@ -9,13 +9,13 @@
 #        dpo-randneg   uniform weights, a random wrong sample as rejected       (does hardness matter?)
 #        sft+-greedy   NLL on the chosen side of the greedy pairs               (dpo-greedy's own control)
 #        dpo-greedy    uniform weights, the model's own greedy wrong answer     (the model's own errors)
-#   -> greedy evaluation of all eight on val (choices) and test -> diagnostics -> report (summary.md)
+#   -> greedy evaluation of all eight on val (choices) and test (one process) -> diagnostics -> report (summary.md)
 # Every line is a real script with its real flags: read it as the recipe.
 #
 #   bash run.sh                   # seed 0 -> runs/toy-s0/ (see README for the measured time)
 #   THREADS=1 bash run.sh         # on a machine shared with other jobs (THREADS=0 takes every core)
 #   SEED=1 bash run.sh            # another seed (SFT init, data order, sampling, pair order); same data splits
-#   SMOKE=1 bash run.sh           # tiny sizes, ~2 min (README) -> runs/smoke-s0/ (never touches runs/toy-s*)
+#   SMOKE=1 bash run.sh           # tiny sizes, ~1 min (README) -> runs/smoke-s0/ (never touches runs/toy-s*)
 #   STOP_AFTER=sft bash run.sh    # run up to a stage only
 # A stage that finished is skipped on rerun; its .done file records the command it ran with, and a rerun with
 # other settings stops with a message instead of mixing results (delete the .done file, or use another RUN=).
@@ -28,12 +28,14 @@ if [ "${SMOKE:-0}" = 1 ]; then   # shrunken sizes for the pipeline test (tests/t
     N_SAMPLE=${N_SAMPLE:-24}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-3}; MAX_NEW=${MAX_NEW:-48}
     MINE_ARGS=${MINE_ARGS:-}
     SFT_EVAL=${SFT_EVAL:-10}
+    BATCH_ARGS=${BATCH_ARGS:---batch-size 8 --micro-batch-size 8}   # SFT and the arms: 8 sequences / pairs a step
 else
     RUN=${RUN:-runs/toy-s$SEED}
     N_TRAIN=${N_TRAIN:-30000}; N_VAL=${N_VAL:-1000}; N_TEST=${N_TEST:-2000}; SFT_STEPS=${SFT_STEPS:-2000}
     N_SAMPLE=${N_SAMPLE:-2000}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-40}; MAX_NEW=${MAX_NEW:-160}
     MINE_ARGS=${MINE_ARGS:-}
     SFT_EVAL=${SFT_EVAL:-400}
+    BATCH_ARGS=${BATCH_ARGS:-}   # empty: the scripts' own batch sizes (SFT 32 sequences, DPO 32 pairs a step)
 fi
 DATA=$RUN/data   # each run holds its own copy of the generated splits (2 s to make; deterministic)
 # Training flags shared by all seven arms, and DPO_STEPS = 40: chosen on the validation split (README "Settings"):
@@ -66,7 +68,7 @@ T="--threads $THREADS"
 
 stage prepare python data/toy/prepare.py --out-dir "$DATA" --n-train "$N_TRAIN" --n-val "$N_VAL" --n-test "$N_TEST"
 stage sft     python train_sft.py --out-dir "$RUN/sft" --max-steps "$SFT_STEPS" --seed "$SEED" $T \
-                  --data "$DATA/train.jsonl" --val-data "$DATA/val.jsonl" --eval-every "$SFT_EVAL" --save-every "$SFT_EVAL"
+                  --data "$DATA/train.jsonl" --val-data "$DATA/val.jsonl" --eval-every "$SFT_EVAL" --save-every "$SFT_EVAL" $BATCH_ARGS
 stage sample  python sample.py --model "$RUN/sft" --data "$DATA/train.jsonl" --limit "$N_SAMPLE" --k "$K" \
                   --temperature 0.8 --max-new-tokens "$MAX_NEW" --batch-size 256 --seed "$SEED" $T \
                   -o "$RUN/samples.jsonl" --resume
@@ -86,10 +88,12 @@ stage mine_randneg python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs_randneg.jso
                        --negatives random $MINE_ARGS
 stage mine_greedy  python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs_greedy.jsonl" $HOLD --heldout-out "$RUN/heldout_greedy.jsonl" \
                        --rejected-from "$RUN/greedy_scored.jsonl" --negatives all $MINE_ARGS
-arm() {  # arm DIR PAIRS extra-flags... : one training run from the SFT model, same steps / lr / seed
+ARM_RUNS=()
+arm() {  # arm DIR PAIRS extra-flags... : adds one training run from the SFT model (same steps / lr / seed) to stage arms
     local dir=$1 pairs=$2; shift 2
-    stage "$dir" python train_dpo.py --pairs "$RUN/$pairs" --model "$RUN/sft" --out-dir "$RUN/$dir" \
-        --max-steps "$DPO_STEPS" --seed "$SEED" $T $DPO_ARGS "$@"
+    [ ${#ARM_RUNS[@]} = 0 ] || ARM_RUNS+=(--then)
+    ARM_RUNS+=(--pairs "$RUN/$pairs" --model "$RUN/sft" --out-dir "$RUN/$dir" \
+        --max-steps "$DPO_STEPS" --seed "$SEED" $T $DPO_ARGS $BATCH_ARGS "$@")
 }
 arm sftplus      pairs.jsonl         --loss sft --weighting none
 arm dpo          pairs.jsonl         --weighting none
@@ -98,18 +102,20 @@ arm wdpo_shuf    pairs.jsonl         --weighting shuffled
 arm dpo_randneg  pairs_randneg.jsonl --weighting none
 arm sftplus_greedy pairs_greedy.jsonl --loss sft --weighting none
 arm dpo_greedy   pairs_greedy.jsonl  --weighting none
+# the seven runs one after the other in one process (train_dpo.py --then): each writes what it writes alone
+stage arms python train_dpo.py "${ARM_RUNS[@]}"
 ARMS=(sft sftplus dpo wdpo wdpo_shuf dpo_randneg sftplus_greedy dpo_greedy)
 NAMES=(sft sft+ dpo wdpo wdpo-shuffled dpo-randneg sft+-greedy dpo-greedy)
 MODELS=(); for a in "${ARMS[@]}"; do MODELS+=("$RUN/$a"); done
-# validation split: the one used for choices (lr, beta, steps, objective); test is only reported
-stage eval_val python evaluate.py --models "${MODELS[@]}" --names "${NAMES[@]}" --data "$DATA/val.jsonl" \
-                  --limit "$N_VAL" --max-new-tokens "$MAX_NEW" --batch-size 256 $T --out-dir "$RUN/eval_val"
-stage eval_test python evaluate.py --models "${MODELS[@]}" --names "${NAMES[@]}" --data "$DATA/test.jsonl" \
-                  --limit "$N_TEST" --max-new-tokens "$MAX_NEW" --batch-size 256 $T --out-dir "$RUN/eval_test"
-# diagnostics: are the negatives the SFT model's own greedy choices? held-out pair accuracy of every arm
-for P in pairs pairs_randneg pairs_greedy; do
-    stage "diag_$P" python diagnose.py --model "$RUN/sft" --ref "$RUN/sft" --pairs "$RUN/$P.jsonl" $T --out "$RUN/diag_$P.json"
-done
+# validation split: the one used for choices (lr, beta, steps, objective); test is only reported. One process: each
+# model loads once and answers both (eval_val/ and eval_test/ hold the same files as two separate runs would)
+stage eval python evaluate.py --models "${MODELS[@]}" --names "${NAMES[@]}" --data "$DATA/val.jsonl" "$DATA/test.jsonl" \
+                  --limit "$N_VAL" "$N_TEST" --max-new-tokens "$MAX_NEW" --batch-size 256 $T \
+                  --out-dir "$RUN/eval_val" "$RUN/eval_test"
+# diagnostics: are the negatives the SFT model's own greedy choices? (the three pair sets in one process)
+stage diag_pairs python diagnose.py --model "$RUN/sft" --ref "$RUN/sft" \
+                  --pairs "$RUN/pairs.jsonl" "$RUN/pairs_randneg.jsonl" "$RUN/pairs_greedy.jsonl" $T \
+                  --out "$RUN/diag_pairs.json" "$RUN/diag_pairs_randneg.json" "$RUN/diag_pairs_greedy.json"
 OUTS=(); for a in "${ARMS[@]}"; do OUTS+=("$RUN/diag_heldout_$a.json"); done
 # pairs of the held-out 10% of problems: no arm trained on them (all eight models in one process)
 stage diag_heldout python diagnose.py --model "${MODELS[@]}" --ref "$RUN/sft" --pairs "$RUN/heldout.jsonl" \

@@ -6,6 +6,8 @@ Stage 4: verifier-weighted DPO on mined (chosen, hard negative) pairs, full-para
     python train_dpo.py --pairs pairs.jsonl --model out/sft --batch-size 64 --micro-batch-size 8 \
         --lr 5e-7 --grad-checkpointing                                                    # Qwen2.5-1.5B, one GPU
     torchrun --nproc_per_node 8 train_dpo.py ...                                          # DDP
+    python train_dpo.py --pairs p.jsonl --model out/sft --out-dir out/dpo --weighting none \
+        --then --pairs p.jsonl --model out/sft --out-dir out/sftplus --loss sft           # several runs, one process
 
 Objective over one optimizer step S (all micro-batches, all ranks), eq. 7 of the DPO paper with a weight per pair:
     L = sum_{i in S} w_i * -log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r))) / sum_{i in S} w_i
@@ -16,6 +18,9 @@ IPO, conservative DPO or DPO-Positive (pure functions below, each next to its eq
 keeps only the NLL term: the matched-compute control `sft+` (same pairs, steps, tokens and lr).
 The reference log-probs are computed once and cached next to the pairs (pairs.jsonl.ref.<key>.safetensors);
 the reference model then leaves memory. Checkpoint: a Hugging Face dir + hardneg_meta.json (+ train_state.safetensors).
+--then (a separator, not a flag) splits the command line into several runs done one after the other in one process
+(run.sh's seven arms: one torch/transformers start-up instead of seven). Each run takes only its own flags, all are
+parsed before the first starts, and each writes byte for byte what it writes alone. Not under torchrun.
 """
 import argparse
 import gc
@@ -24,6 +29,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,8 +319,18 @@ def get_ref_logps(pairs, ref_name, policy, args, sha, pad_id, device, ctx, rank=
 
 
 def main(argv=None):
+    runs = [[]]   # --then separates runs: their flags are all parsed (checked) before the first one trains
+    for a in (sys.argv[1:] if argv is None else argv):
+        if a == "--then":
+            runs.append([])
+        else:
+            runs[-1].append(a)
+    runs = [parser.parse_args(r) for r in runs]
+    if len(runs) > 1 and int(os.environ.get("RANK", -1)) != -1:
+        raise SystemExit("error: --then runs several trainings in one process; under torchrun start one per run")
     try:
-        train(parser.parse_args(argv))
+        for args in runs:
+            train(args)
     except DataError as e:
         raise SystemExit(f"error: {e}") from None
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # higher number = higher layer; an import must go to a strictly lower layer
-LAYERS = {"common": 0, "mathexpr": 0, "symbolic": 0.5, "answers": 1, "steps": 1.5, "checkpoint": 1, "engine": 1,
-          "problems": 1, "verifier": 2,
+LAYERS = {"records": 0, "common": 0.25, "mathexpr": 0, "symbolic": 0.5, "answers": 1, "steps": 1.5, "checkpoint": 1,
+          "engine": 1, "problems": 1, "verifier": 2,
           "train_sft": 3, "sample": 3, "mine": 3, "train_dpo": 3, "evaluate": 3, "diagnose": 3, "report": 3}
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

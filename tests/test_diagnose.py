@@ -130,3 +130,21 @@ def test_short_dpo_raises_heldout_pair_accuracy(tmp_path, tiny_model_dir):
     with pytest.raises(SystemExit, match="one each"):
         diagnose.main(["--model", str(tiny_model_dir), str(tmp_path / "dpo"), "--pairs", str(held),
                        "--out", str(tmp_path / "x.json")])
+    # several pair files in one process: one --out per (model, pairs), models outer; each file byte for byte what a
+    # run on that pairs file alone writes
+    alone = diagnose.main(["--model", str(tmp_path / "dpo"), "--ref", str(tiny_model_dir), "--pairs", str(train),
+                           "--out", str(tmp_path / "train_alone.json"), "--threads", "1"])
+    outs = [tmp_path / f"m{i}_{p}.json" for i in (0, 1) for p in ("held", "train")]
+    many = diagnose.main(["--model", str(tiny_model_dir), str(tmp_path / "dpo"), "--ref", str(tiny_model_dir),
+                          "--pairs", str(held), str(train), "--out", *map(str, outs), "--threads", "1"])
+    assert many[0] == before and many[2:] == [after, alone]
+    assert outs[2].read_bytes() == (tmp_path / "after.json").read_bytes()
+    assert outs[3].read_bytes() == (tmp_path / "train_alone.json").read_bytes()
+    assert json.loads(outs[3].read_text())["trained_on_pairs"] and not json.loads(outs[2].read_text())["trained_on_pairs"]
+    with pytest.raises(SystemExit, match=r"2 --model\(s\) x 2 --pairs file\(s\); give one each \(4\)"):
+        diagnose.main(["--model", str(tiny_model_dir), str(tmp_path / "dpo"), "--pairs", str(held), str(train),
+                       "--out", *map(str, outs[:2])])
+    diagnose.main(["--model", str(tmp_path / "dpo"), "--ref", str(tiny_model_dir), "--pairs", str(held), str(train),
+                   "--threads", "1"])   # no --out: one default name per pairs file
+    assert (tmp_path / "diag_dpo_held.json").read_bytes() == outs[2].read_bytes()
+    assert (tmp_path / "diag_dpo_train.json").read_bytes() == outs[3].read_bytes()

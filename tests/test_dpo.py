@@ -290,3 +290,25 @@ def test_sft_control_and_shuffled_weights(tmp_path, pairs, toy_splits, tiny_mode
     d = train(pairs, tmp_path / "shuf", "--weighting", "shuffled")
     e = train(pairs, tmp_path / "w", "--weighting", "verifier")
     assert max_diff(d, e) > 1e-6
+
+
+def test_then_runs_several_trainings_in_one_process(tmp_path, pairs, tiny_model_dir):
+    """--then: run.sh's arms in one process; each run writes byte for byte what it writes alone (weights, history;
+    the train state and the metadata too, but for the folder it names), and every run's flags are checked before the first trains."""
+    runs = [["--loss", "sft", "--weighting", "none"], ["--weighting", "shuffled"], ["--weighting", "verifier"]]
+    common = ["--pairs", str(pairs), "--model", str(tiny_model_dir), "--batch-size", "4", "--micro-batch-size", "2",
+              "--max-steps", "2", "--lr", "1e-3", "--warmup", "1", "--threads", "1"]
+    argv = []
+    for i, extra in enumerate(runs):
+        argv += (["--then"] if i else []) + common + ["--out-dir", str(tmp_path / f"one{i}")] + extra
+    train_dpo.main(argv)
+    for i, extra in enumerate(runs):
+        train_dpo.main(common + ["--out-dir", str(tmp_path / f"alone{i}")] + extra)
+        one, alone = tmp_path / f"one{i}", tmp_path / f"alone{i}"
+        for f in ("model.safetensors", "history.json", "train_state.safetensors"):
+            assert (one / f).read_bytes() == (alone / f).read_bytes(), f
+        meta = (one / "hardneg_meta.json").read_text().replace(f"one{i}", f"alone{i}")
+        assert meta == (alone / "hardneg_meta.json").read_text()
+    with pytest.raises(SystemExit):   # a bad flag in the second run: nothing trains
+        train_dpo.main(common + ["--out-dir", str(tmp_path / "x0"), "--then"] + common + ["--weighting", "bogus"])
+    assert not (tmp_path / "x0").exists()

@@ -92,3 +92,27 @@ def test_evaluate_end_to_end_tiny_model(tiny_model_dir, toy_splits, tmp_path):
     assert "| a |" in md and "| b |" in md and "maj@2" in md
     with pytest.raises(SystemExit, match="--temperature"):
         evaluate.main(args + ["--k", "4", "--temperature", "0"])
+
+
+def test_evaluate_several_data_files(tiny_model_dir, toy_splits, tmp_path):
+    """--data val test in one process (each model loads once) writes, per file, what a run on that file alone writes
+    (results.md byte for byte; results.json but for the timings)."""
+    common = ["--models", str(tiny_model_dir), str(tiny_model_dir), "--names", "a", "b", "--max-new-tokens", "12",
+              "--batch-size", "4", "--threads", "1"]
+    both = evaluate.main(common + ["--data", str(toy_splits["val"]), str(toy_splits["test"]), "--limit", "5", "7",
+                                   "--out-dir", str(tmp_path / "v"), str(tmp_path / "t")])
+    for d, split, limit, m in (("v", "val", "5", both[0]), ("t", "test", "7", both[1])):
+        evaluate.main(common + ["--data", str(toy_splits[split]), "--limit", limit, "--out-dir", str(tmp_path / f"{d}1")])
+        assert (tmp_path / d / "results.md").read_text() == (tmp_path / f"{d}1" / "results.md").read_text()
+        j, j1 = (json.loads((tmp_path / x / "results.json").read_text()) for x in (d, f"{d}1"))
+        for x in (j, j1):
+            for met in x["metrics"].values():
+                met.pop("seconds")
+        j1["args"]["out_dir"] = j["args"]["out_dir"]
+        assert j == j1 and j["n_problems"] == int(limit) and j["args"]["data"] == str(toy_splits[split])
+        assert {k: v for k, v in m["a"].items() if k != "seconds"} == j["metrics"]["a"]
+    with pytest.raises(SystemExit, match="one folder per --data file"):
+        evaluate.main(common + ["--data", str(toy_splits["val"]), str(toy_splits["test"]), "--out-dir", str(tmp_path / "x")])
+    with pytest.raises(SystemExit, match="--limit has 3 values for 2 --data files"):
+        evaluate.main(common + ["--data", str(toy_splits["val"]), str(toy_splits["test"]), "--limit", "1", "2", "3",
+                                "--out-dir", str(tmp_path / "x"), str(tmp_path / "y")])

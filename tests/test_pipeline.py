@@ -54,14 +54,17 @@ def test_smoke_pipeline(tmp_path):
         assert pairs and len({p["problem_id"] for p in pairs}) == len(pairs)   # one pair per problem
     for ev in ("eval_test", "eval_val"):
         assert set(json.loads((run / ev / "results.json").read_text())["metrics"]) == NAMES
-    for f in ["diag_pairs", "diag_pairs_greedy"] + [f"diag_heldout_{a}" for a in ["sft"] + ARMS]:
+    for f in ["diag_pairs", "diag_pairs_randneg", "diag_pairs_greedy"] + [f"diag_heldout_{a}" for a in ["sft"] + ARMS]:
         assert json.loads((run / f"{f}.json").read_text())["summary"]
     summary = (run / "summary.md").read_text()
     assert "| wdpo |" in summary and "sft+" in summary and (run / "summary_val.md").exists()
     assert "`dpo-greedy` is judged against its own control `sft+-greedy`" in summary
     assert metas["sftplus_greedy"]["loss"] == "sft" and metas["sftplus_greedy"]["pairs"].endswith("pairs_greedy.jsonl")
     stages = {line.split("\t")[0] for line in (run / "timings.tsv").read_text().splitlines()}
-    assert {"prepare", "sft", "sample", "greedy", "mine", "mine_greedy", "eval_test", "report"} | set(ARMS) <= stages
+    assert {"prepare", "sft", "sample", "greedy", "mine", "mine_greedy", "arms", "eval", "diag_pairs", "report"} <= stages
+    assert (run / "arms.log").read_text().count("done: step 3/3") == len(ARMS)   # the seven runs of one process
+    assert json.loads((run / "eval_val" / "results.json").read_text())["n_problems"] == 16    # N_VAL; test: N_TEST
+    assert json.loads((run / "eval_test" / "results.json").read_text())["n_problems"] == 24
     logs = sorted(run.glob("*.log"))
     assert len(logs) >= len(stages) and not [p.name for p in logs if "\r" in p.read_text()]  # plain lines, no redraws
     # a rerun with the same settings skips every stage; with other settings it stops and names the stage

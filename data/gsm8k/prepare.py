@@ -18,7 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
-from common import DataError, read_jsonl, write_jsonl  # noqa: E402
+from records import DataError, read_jsonl, write_jsonl  # noqa: E402
 
 URL = "https://raw.githubusercontent.com/openai/grade-school-math/master/grade_school_math/data/{split}.jsonl"
 

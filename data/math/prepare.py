@@ -17,7 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
-from common import DataError, read_jsonl, write_jsonl  # noqa: E402
+from records import DataError, read_jsonl, write_jsonl  # noqa: E402
 from verifier import extract_answer  # noqa: E402  (one answer extractor everywhere)
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

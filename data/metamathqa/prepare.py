@@ -17,7 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
-from common import DataError, read_jsonl, write_jsonl  # noqa: E402
+from records import DataError, read_jsonl, write_jsonl  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--src", default=None, help="local MetaMathQA file: JSON list or JSONL with query/response")

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from common import write_jsonl, format_prompt, format_response  # noqa: E402
+from records import write_jsonl, format_prompt, format_response  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parent), help="where the JSONL files go")
