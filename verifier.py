@@ -213,7 +213,7 @@ def is_near_miss(p):
 # ----------------------------------------------------------------------------- CLI
 def load_records(path, fld, ans_fld):
     """Validated records (through common.read_jsonl) or SystemExit('error: FILE:LINE: ...')."""
-    from common import DataError, read_jsonl
+    from records import DataError, read_jsonl  # no torch: verifying is CPU-only
     try:
         recs = read_jsonl(path, required=(fld, ans_fld), types={fld: str, ans_fld: (str, int, float),
                                                                 "question": str, "finish_reason": str})
@@ -243,7 +243,7 @@ def main(argv=None):
     ap.add_argument("--answer-field", default="answer", help="record field holding the reference answer")
     ap.add_argument("--workers", type=int, default=1, help="worker processes (1 = score in-process)")
     args = ap.parse_args(argv)
-    from common import write_json, write_jsonl
+    from records import write_json, write_jsonl
     from tqdm import tqdm
     out = args.out or re.sub(r"(\.jsonl)?$", ".scored.jsonl", args.input, count=1)
     if os.path.isdir(out):
