@@ -127,5 +127,5 @@ stage report_val python report.py --evals "$RUN/eval_val/results.json" --run "$R
 stage report python report.py --evals "$RUN/eval_test/results.json" --run "$RUN" --baseline sft+ $CTL --changes-vs sft \
                   --out "$RUN/summary.md"
 for f in "$RUN"/.done_*; do head -1 "$f"; done > "$RUN/timings.tsv"
-awk -F'\t' '{s+=$2} END {printf "stage seconds total: %d (threads %s)\n", s, ENVIRON["THREADS"]}' THREADS="$THREADS" "$RUN/timings.tsv"
+awk -F'\t' -v t="$THREADS" '{s+=$2} END {printf "stage seconds total: %d (THREADS=%s)\n", s, t}' "$RUN/timings.tsv"
 cat "$RUN/summary.md"

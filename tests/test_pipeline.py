@@ -73,3 +73,20 @@ def test_smoke_pipeline(tmp_path):
     other = subprocess.run(["bash", "run.sh"], cwd=REPO, env={**env, "N_TRAIN": "301"}, capture_output=True,
                            text=True, timeout=600)
     assert other.returncode != 0 and "stage 'prepare'" in other.stderr and "other settings" in other.stderr
+    # rounds.sh on the finished run: round 2 of each greedy arm starts from its round-1 model, which is also DPO's
+    # reference, trains on pairs mined from its own greedy answers, and both rounds are judged against their controls
+    env_r = {**env, "ROUNDS": "2", "N_VAL": "8", "MAX_NEW": "48", "DPO_STEPS": "2",
+             "DPO_ARGS": "--lr 3e-5 --sft-alpha 1 --batch-size 8 --micro-batch-size 8"}
+    rr = subprocess.run(["bash", "rounds.sh"], cwd=REPO, env=env_r, capture_output=True, text=True, timeout=900)
+    assert rr.returncode == 0, rr.stdout[-3000:] + rr.stderr[-3000:]
+    rounds = run / "rounds"
+    for arm, loss in (("dpo_greedy", "dpo"), ("sftplus_greedy", "sft")):
+        meta = json.loads((rounds / f"{arm}-r2" / "hardneg_meta.json").read_text())
+        assert meta["loss"] == loss and meta["step"] == 2 and meta["pairs"].endswith(f"{arm}-r2.pairs.jsonl")
+        assert os.path.realpath(meta["parent"]) == os.path.realpath(rounds / f"{arm}-r1") == os.path.realpath(run / arm)
+        assert os.path.realpath(meta["ref"]) == os.path.realpath(meta["parent"])
+        greedy = read_jsonl(rounds / f"{arm}-r2.greedy.jsonl")
+        assert len(greedy) == 24 and {g["model"] for g in greedy} == {str(rounds / f"{arm}-r1")}
+    res_r = json.loads((rounds / "eval_val" / "results.json").read_text())
+    assert list(res_r["metrics"]) == ["sft", "sft+-greedy-r1", "dpo-greedy-r1", "sft+-greedy-r2", "dpo-greedy-r2"]
+    assert "`dpo-greedy-r2` is judged against its own control `sft+-greedy-r2`" in (rounds / "summary_val.md").read_text()
