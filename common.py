@@ -27,15 +27,22 @@ from records import (DataError, format_prompt, format_response, read_json, read_
 # -----------------------------------------------------------------------------
 # tokenizer / model loading
 
+# The embedded model sizes (same Qwen2 architecture class as Qwen2.5-1.5B). 'toy' is the default; 'toy-l'
+# (~6.7M params, 3.3x the SFT time) is the capacity lever of the README's experiment.
+TOY_SIZES = {"toy": dict(hidden_size=192, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
+                         num_key_value_heads=2),
+             "toy-l": dict(hidden_size=320, intermediate_size=896, num_hidden_layers=6, num_attention_heads=5,
+                           num_key_value_heads=1)}
+
 def resolve_model(name):
-    """'toy' -> the tokenizer dir of the embedded toy world; anything else is passed through
+    """'toy' / 'toy-l' -> the tokenizer dir of the embedded toy world; anything else is passed through
     (a hub id like Qwen/Qwen2.5-1.5B or a local directory)."""
-    return str(TOY_DIR / "tokenizer") if name == "toy" else name
+    return str(TOY_DIR / "tokenizer") if name in TOY_SIZES else name
 
 def load_tokenizer(name):
     from transformers import AutoTokenizer
     path = resolve_model(name)
-    if name == "toy" and not Path(path).exists():
+    if name in TOY_SIZES and not Path(path).exists():
         raise SystemExit("toy tokenizer missing: run `python data/toy/prepare.py` first")
     tok = AutoTokenizer.from_pretrained(path)
     if tok.eos_token_id is None:
@@ -44,11 +51,10 @@ def load_tokenizer(name):
         tok.pad_token = tok.eos_token
     return tok
 
-def toy_config(vocab_size, eos_id):
-    """The embedded default: a tiny Qwen2 (same architecture class as Qwen2.5-1.5B, ~1.8M params)."""
+def toy_config(vocab_size, eos_id, size="toy"):
+    """The embedded default: a tiny Qwen2 (~1.7M params for 'toy' with the toy tokenizer; TOY_SIZES)."""
     from transformers import Qwen2Config
-    return Qwen2Config(vocab_size=vocab_size, hidden_size=192, intermediate_size=512, num_hidden_layers=4,
-                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+    return Qwen2Config(vocab_size=vocab_size, **TOY_SIZES[size], max_position_embeddings=512,
                        tie_word_embeddings=True, rope_theta=10000.0, rms_norm_eps=1e-6,
                        bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=eos_id)
 
@@ -58,7 +64,7 @@ def has_weights(path):
 
 def load_model(name, dtype=torch.float32, device="cpu", seed=0, tokenizer=None):
     """Return (model, tokenizer, how) for
-      'toy'                 -> a fresh random tiny Qwen2 for the toy tokenizer (nanoGPT's from-scratch default)
+      'toy' / 'toy-l'       -> a fresh random tiny Qwen2 for the toy tokenizer (nanoGPT's from-scratch default)
       dir with weights      -> from_pretrained (our checkpoints, or a downloaded model)
       dir with config only  -> random init from config.json (e.g. ../shared/data/qwen2.5_configs/...)
       hub id                -> from_pretrained (needs internet).
@@ -68,8 +74,8 @@ def load_model(name, dtype=torch.float32, device="cpu", seed=0, tokenizer=None):
     hf_logging.disable_progress_bar()  # its "Loading weights" bar would print inside our own progress bars
     tok = load_tokenizer(tokenizer or name)
     torch.manual_seed(seed)
-    if name == "toy":
-        model, how = Qwen2ForCausalLM(toy_config(len(tok), tok.eos_token_id)), "random init (toy config)"
+    if name in TOY_SIZES:
+        model, how = Qwen2ForCausalLM(toy_config(len(tok), tok.eos_token_id, name)), f"random init ({name} config)"
     elif Path(name).is_dir() and not has_weights(name):
         cfg = AutoConfig.from_pretrained(name)
         model, how = AutoModelForCausalLM.from_config(cfg), f"random init from {name}/config.json"

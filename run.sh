@@ -41,6 +41,7 @@ DATA=$RUN/data   # each run holds its own copy of the generated splits (2 s to m
 # Training flags shared by all seven arms, and DPO_STEPS = 40: chosen on the validation split (README "Settings"):
 # at 70 and 120 steps the control sft+ is already at the model's ceiling on val, where no arm can differ.
 DPO_ARGS=${DPO_ARGS:---lr 3e-5 --sft-alpha 1}
+SFT_ARGS=${SFT_ARGS:-}   # extra train_sft.py flags, e.g. SFT_ARGS="--model toy-l --lr 2e-3" (README: the capacity lever)
 THREADS=${THREADS:-0}   # 0 = torch default (all cores); use 1 when other jobs share the machine
 STOP_AFTER=${STOP_AFTER:-}
 mkdir -p "$RUN"
@@ -68,7 +69,7 @@ T="--threads $THREADS"
 
 stage prepare python data/toy/prepare.py --out-dir "$DATA" --n-train "$N_TRAIN" --n-val "$N_VAL" --n-test "$N_TEST"
 stage sft     python train_sft.py --out-dir "$RUN/sft" --max-steps "$SFT_STEPS" --seed "$SEED" $T \
-                  --data "$DATA/train.jsonl" --val-data "$DATA/val.jsonl" --eval-every "$SFT_EVAL" --save-every "$SFT_EVAL" $BATCH_ARGS
+                  --data "$DATA/train.jsonl" --val-data "$DATA/val.jsonl" --eval-every "$SFT_EVAL" --save-every "$SFT_EVAL" $BATCH_ARGS $SFT_ARGS
 stage sample  python sample.py --model "$RUN/sft" --data "$DATA/train.jsonl" --limit "$N_SAMPLE" --k "$K" \
                   --temperature 0.8 --max-new-tokens "$MAX_NEW" --batch-size 256 --seed "$SEED" $T \
                   -o "$RUN/samples.jsonl" --resume

@@ -25,7 +25,7 @@ from common import (DataError, autocast_ctx, collate, compute_cleanup, compute_i
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 # model / data
-parser.add_argument("--model", default="toy", help="'toy' (random tiny Qwen2, the embedded default), a hub id or a local dir")
+parser.add_argument("--model", default="toy", help="'toy' (random tiny Qwen2, the embedded default), 'toy-l' (its ~4x larger sibling), a hub id or a local dir")
 parser.add_argument("--tokenizer", default=None, help="tokenizer path if --model has none (e.g. a config-only dir)")
 parser.add_argument("--data", default="data/toy/train.jsonl", help="training JSONL with question/solution")
 parser.add_argument("--val-data", default="data/toy/val.jsonl", help="validation JSONL for eval loss ('' = none)")
