@@ -10,7 +10,7 @@ over problems (several seeds: problems resampled as clusters, all seeds of a pro
 two-sided sign test on the discordant problems, on all problems and on the near-miss slice of each results.json;
 the most frequent first differences between the baseline's and the arm's greedy answers ("result digit +2");
 the diag_*.json of diagnose.py found in the run dirs. Writes --out (Markdown), report.json and, when matplotlib
-is installed, arms_ci.png and logp_trajectories.png next to --out.
+is installed, arms_ci.png and logp_trajectories.png next to --out (named after it: summary_val.md -> report_val.json, ...).
 """
 import argparse
 import json
@@ -189,6 +189,7 @@ def main(argv=None):
         control[arm] = ctl
     cv = args.changes_vs or args.baseline
     out = Path(args.out or Path(runs[0]) / "summary.md")
+    sfx = companion_suffix(out)
     S, N = len(evals), len(evals[0][1])
     base = args.baseline
     rep = {"baseline": base, "control": control, "seeds": S, "problems": [len(e[1]) for e in evals], "resamples": args.resamples,
@@ -227,7 +228,7 @@ def main(argv=None):
                           "pairs": dj.get("pairs"), "trained_on_pairs": dj.get("trained_on_pairs"), **dj.get("summary", {})})
     rep["diagnostics"] = diags
     rep["history_arms"] = sorted({f"{m} (seed {s})" for m, s in hist})
-    pngs = plots(rep, names, base, hist, out.parent)
+    pngs = plots(rep, names, base, hist, out.parent, sfx)
 
     # Markdown
     sd = lambda v: f"{100 * np.mean(v):.1f} ± {100 * np.std(v, ddof=1):.1f}" if len(v) > 1 else pct(v[0])  # noqa: E731
@@ -280,17 +281,24 @@ def main(argv=None):
     if not hist:
         L += ["", "(no history.json found in the arm dirs: no log-prob trajectories)"]
     out.parent.mkdir(parents=True, exist_ok=True)
-    for path, text in ((out, "\n".join(L) + "\n"), (out.with_name("report.json"), json.dumps(rep, indent=2) + "\n")):
+    for path, text in ((out, "\n".join(L) + "\n"), (out.with_name(f"report{sfx}.json"), json.dumps(rep, indent=2) + "\n")):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text)
         tmp.replace(path)
     print("\n".join(L))
-    print(f"wrote {out} and {out.with_name('report.json')}" + (f" and {', '.join(pngs)}" if pngs else ""))
+    print(f"wrote {out} and {out.with_name(f'report{sfx}.json')}" + (f" and {', '.join(pngs)}" if pngs else ""))
     return rep
 
 
-def plots(rep, names, base, hist, out_dir):
-    """arms_ci.png (Δ vs baseline with 95% CIs, all problems and near-miss slice) and logp_trajectories.png
+def companion_suffix(out):
+    """The files written next to --out carry its name, so two reports in one dir (run.sh's summary.md and
+    summary_val.md) do not overwrite each other: summary.md -> report.json, arms_ci.png; summary_val.md ->
+    report_val.json, arms_ci_val.png; other.md -> report_other.json, arms_ci_other.png."""
+    return out.stem[len("summary"):] if out.stem.startswith("summary") else "_" + out.stem
+
+
+def plots(rep, names, base, hist, out_dir, sfx=""):
+    """arms_ci{sfx}.png (Δ vs baseline with 95% CIs, all problems and near-miss slice) and logp_trajectories{sfx}.png
     (r_c, r_r, nll per step from history.json). Returns the written file names (relative to out_dir)."""
     try:
         import matplotlib
@@ -317,7 +325,7 @@ def plots(rep, names, base, hist, out_dir):
     ax.set_title(f"95% paired bootstrap CIs, {rep['seeds']} seed(s)")
     ax.legend()
     fig.tight_layout()
-    written.append(_save(fig, out_dir / "arms_ci.png"))
+    written.append(_save(fig, out_dir / f"arms_ci{sfx}.png"))
     if hist:
         fig, axs = plt.subplots(1, 3, figsize=(14, 4))
         for (m, s), h in sorted(hist.items()):
@@ -330,7 +338,7 @@ def plots(rep, names, base, hist, out_dir):
             ax.set_xlabel("step")
         axs[0].legend(fontsize=7)
         fig.tight_layout()
-        written.append(_save(fig, out_dir / "logp_trajectories.png"))
+        written.append(_save(fig, out_dir / f"logp_trajectories{sfx}.png"))
     plt.close("all")
     return written
 

@@ -3,6 +3,7 @@ whole report on small results.json files fabricated here (assertions are relatio
 import json
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,6 +168,20 @@ def test_report_multi_seed_and_pngs(tmp_path):
         return
     for png in ("arms_ci.png", "logp_trajectories.png"):
         assert (out.parent / png).stat().st_size > 1000 and f"]({png})" in md
+
+
+def test_report_val_and_test_in_one_dir_keep_their_files(tmp_path):
+    # run.sh writes summary_val.md and summary.md into the same run dir: neither may overwrite the other's JSON/PNGs
+    ev, _ = fabricate(tmp_path / "s0", 0)
+    run = tmp_path / "s0"
+    report.main(["--evals", str(ev), "--out", str(run / "summary_val.md"), "--resamples", "200", "--baseline", "worse"])
+    report.main(["--evals", str(ev), "--out", str(run / "summary.md"), "--resamples", "200"])
+    assert json.loads((run / "report_val.json").read_text())["baseline"] == "worse"
+    assert json.loads((run / "report.json").read_text())["baseline"] == "sft+"
+    assert report.companion_suffix(Path("x/notes.md")) == "_notes"
+    pngs = sorted(p.name for p in run.glob("arms_ci*.png"))
+    if pngs:  # matplotlib installed
+        assert pngs == ["arms_ci.png", "arms_ci_val.png"] and "](arms_ci_val.png)" in (run / "summary_val.md").read_text()
 
 
 def test_report_bad_input(tmp_path):
