@@ -10,7 +10,7 @@ Hardness of a negative (from its verifier profile, both terms in [0, 1]):
     closeness = 1 - numeric_distance            (numeric_distance = 1 - exp(-|pred-ref| / max(|ref|,1) / 0.5))
     hardness  = (1 - absurdity) * closeness                                          in [0, 1]
 Negatives are ranked by (near miss first, hardness desc, wrongness asc, sample_idx). Each pair's weight is
-its hardness, floored at --min-weight (an absurd negative still teaches a little), then divided by the mean
+its hardness (** --weight-power, default 1), floored at --min-weight (an absurd negative still teaches a little), then divided by the mean
 over the file so weights average 1. That division only makes the numbers readable (1 = an average pair): it
 does not change training, because train_dpo.py divides each step's weighted loss by the sum of that step's
 weights, so a factor common to all weights cancels. Only the ratios between weights matter.
@@ -57,6 +57,8 @@ parser.add_argument("--rejected-scope", default="first-error",
                          "stops after the first token where rejected leaves chosen (a token-level pair); full: the "
                          "whole rejected text counts")
 parser.add_argument("--min-weight", type=float, default=0.05, help="floor of the raw weight before normalising to mean 1")
+parser.add_argument("--weight-power", type=float, default=1.0,
+                    help="raw weight = hardness ** this (> 1 sharpens the contrast between pairs; the same pairs are mined)")
 
 REQUIRED = ("problem_id", "sample_idx", "completion", "answer", "finish_reason", "profile")
 TYPES = {"problem_id": (str, int), "sample_idx": int, "completion": str, "answer": (str, int, float), "finish_reason": str,
@@ -195,7 +197,7 @@ def mine_problem(samples, args, stats, rejected_pool=None, problem_seed=0):
         rtag = "g" if rejected_pool is not None else "r"
         pairs.append({"id": f"{pid}/{tag}-{rtag}{s['sample_idx']}", "problem_id": first["problem_id"], "prompt": prompt,
                       "chosen": ctext, "rejected": s["completion"],
-                      "weight": max(hardness(s["profile"]), args.min_weight), "hardness": round(hardness(s["profile"]), 6),
+                      "weight": max(hardness(s["profile"]) ** args.weight_power, args.min_weight), "hardness": round(hardness(s["profile"]), 6),
                       "answer": first["answer"], "chosen_source": src, "chosen_sample_idx": cidx,
                       "rejected_sample_idx": s["sample_idx"], "rank": j, "chosen_profile": cprof,
                       "rejected_profile": s["profile"], "hard": hard,
@@ -279,6 +281,8 @@ def main(argv=None):
         raise SystemExit("error: --heldout-frac must be in [0, 1)")
     if args.heldout_frac and not args.heldout_out:
         raise SystemExit("error: --heldout-frac needs --heldout-out")
+    if not (0 < args.weight_power < float("inf")):
+        raise SystemExit("error: --weight-power must be a finite number > 0")
     if not (0 < args.min_weight < float("inf")) or not (0 <= args.max_absurdity <= 1) or not (0 <= args.max_chosen_wrongness <= 1):
         raise SystemExit("error: --min-weight must be a finite number > 0; --max-absurdity, --max-chosen-wrongness in [0, 1]")
     by_problem = group_by_problem(recs)

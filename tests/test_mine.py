@@ -109,6 +109,21 @@ def test_cap_weights_and_determinism(tmp_path):
     assert meta["summary"]["pairs"] == len(pairs) and meta["args"]["max_pairs_per_problem"] == 2
 
 
+def test_weight_power_sharpens_weights_of_the_same_pairs(tmp_path):
+    recs = scored_records()
+    base = run(tmp_path, recs, "--negatives", "all", "--keep-absurd")
+    sharp = run(tmp_path, recs, "--negatives", "all", "--keep-absurd", "--weight-power", "2", name="sharp.jsonl")
+    strip = lambda ps: [{k: v for k, v in p.items() if k != "weight"} for p in ps]
+    assert strip(base) == strip(sharp)  # selection and order do not depend on the weights
+    h = [max(p["hardness"] ** 2, 0.05) for p in sharp]  # raw weight = max(hardness ** 2, --min-weight)
+    ws = [p["weight"] for p in sharp]
+    assert all(w == pytest.approx(x / (sum(h) / len(h)), rel=1e-4) for w, x in zip(ws, h))
+    cv = lambda ws: (sum((w - 1) ** 2 for w in ws) / len(ws)) ** 0.5  # weights have mean 1
+    assert cv(ws) > cv([p["weight"] for p in base])
+    with pytest.raises(SystemExit, match="--weight-power"):
+        run(tmp_path, recs, "--weight-power", "0", name="bad.jsonl")
+
+
 def test_model_from_scored_meta_and_no_reference(tmp_path):
     recs = [{k: v for k, v in r.items() if k != "model"} for r in scored_records()]
     write_jsonl(tmp_path / "scored.jsonl", recs)
