@@ -55,7 +55,8 @@ def test_divergence_token_and_logps(tmp_path, tiny_model_dir, toy_tok):
              {"id": "b", "prompt": prompt, "chosen": chosen, "rejected": format_response(late),
               "rejected_upto": format_response(late).index("33") + 2},
              {"id": "c", "prompt": prompt, "chosen": chosen, "rejected": chosen},
-             {"id": "d", "prompt": prompt, "chosen": chosen, "rejected": own}]
+             {"id": "d", "prompt": prompt, "chosen": chosen, "rejected": own},
+             {"id": "e", "prompt": prompt, "chosen": chosen, "rejected": chosen.replace("42 pens.", "42 cards.", 1)}]
     write_jsonl(tmp_path / "p.jsonl", pairs)
     out = tmp_path / "diag.json"
     diagnose.main(["--model", str(tiny_model_dir), "--pairs", str(tmp_path / "p.jsonl"), "--out", str(out),
@@ -82,9 +83,11 @@ def test_divergence_token_and_logps(tmp_path, tiny_model_dir, toy_tok):
     assert rows["b"]["logp_r"] > rows["a"]["logp_r"]  # b's rejected stops after "33": fewer tokens, fewer nats
     assert "rejected_is_top" not in rows["c"]           # identical texts never diverge
     s = res["summary"]
-    assert s["n"] == 4 and s["diverged"] == 0.75 and s["reward_acc"] == 0.5
-    assert s["rejected_is_top"] == pytest.approx(sum(rows[k]["rejected_is_top"] for k in "abd") / 3)
-    assert s["digit_positions"] == 4 * len(at) and s["result_digit_positions"] == 4 * 4
+    assert rows["e"]["chosen_token"].strip()[0] == "p" and rows["e"]["rejected_token"].strip()[0] == "c"  # a word
+    assert s["n"] == 5 and s["diverged"] == 0.8 and s["reward_acc"] == 0.5
+    assert s["rejected_is_top"] == pytest.approx(sum(rows[k]["rejected_is_top"] for k in "abde") / 4)
+    assert s["diverge_at_digit"] == 0.75   # a, b, d first differ at a digit, e at a word (no error there)
+    assert s["digit_positions"] == 5 * len(at) and s["result_digit_positions"] == 5 * 4
     assert s["digit_top_wrong"] == pytest.approx(sum(w[1] != w[0] for w in want) / len(want))
 
 
