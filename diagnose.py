@@ -14,7 +14,7 @@ Per pair (mine.py's JSONL: prompt, chosen, rejected[, rejected_upto]):
   (a) the first token where prompt+rejected differs from prompt+chosen (common.encode_pair, the model's tokenizer)
       and whether the rejected token there is the model's (and the ref's) argmax at that shared prefix: the
       fraction of pairs whose negative is the policy's own greedy error, and the fraction where that rejected
-      token holds a digit (else the pair first differs at a word, which is no error: a paraphrase, a noun);
+      token holds a digit (else the pair first differs at a word: a wrong path, or no error, e.g. a paraphrase);
   (b) summed log-probs of chosen (encode_pair) and rejected (common.encode_rejected: only tokens before
       rejected_upto count, as in training) under model and ref. Pair accuracy two ways: logp_c > logp_r under the
       model, and implicit reward margin (pi_c - ref_c) - (pi_r - ref_r) > 0 (ties count 1/2: model = ref gives 0.5);
@@ -194,7 +194,8 @@ def summarize(rows):
            "rejected_is_top": frac([float(r["rejected_is_top"]) for r in dv]),
            "chosen_is_top": frac([float(r["chosen_is_top"]) for r in dv]),
            "diverge_in_scope": frac([float(r["in_scope"]) for r in dv]),
-           # a number is where an arithmetic error shows; a word (a paraphrase, the toy's item noun) is not an error
+           # a number is where an arithmetic error shows; a word is a wrong path (an operator, a skipped step) or no
+           # error at all (a paraphrase; on the toy, an item noun an SFT model that cannot copy it gets wrong)
            "diverge_at_digit": frac([float(any(ch.isdigit() for ch in r["rejected_token"] or "")) for r in dv])}
     dg = [d for r in rows for d in r.get("digits", [])]
     if dg:  # the "result digit + 2 becomes the top choice": signed shifts of wrong greedy digits

@@ -266,7 +266,7 @@ def main(argv=None):
         L += ["", "logp acc: log p(chosen) > log p(rejected) under the model; implicit-reward acc: (model - ref) "
               "margin > 0, ties count 1/2 (model = ref gives 50); rejected = greedy top: the rejected token at the "
               "first token where rejected and chosen differ is the model's argmax there (% of pairs that diverge); at a digit: "
-              "that rejected token holds a digit (else the pair first differs at a word: no error there); result "
+              "that rejected token holds a digit (else the pair first differs at a word: a wrong path, or no error); result "
               "digits: % of the digits after '=' in the chosen answers where the model's teacher-forced argmax is not "
               "the true digit, and the most frequent shifts (argmax - true digit, % of those digits)."]
     L += ["", f"## Most frequent first changes of the greedy answers, vs `{cv}` (all seeds)", "",

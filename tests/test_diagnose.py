@@ -86,7 +86,7 @@ def test_divergence_token_and_logps(tmp_path, tiny_model_dir, toy_tok):
     assert rows["e"]["chosen_token"].strip()[0] == "p" and rows["e"]["rejected_token"].strip()[0] == "c"  # a word
     assert s["n"] == 5 and s["diverged"] == 0.8 and s["reward_acc"] == 0.5
     assert s["rejected_is_top"] == pytest.approx(sum(rows[k]["rejected_is_top"] for k in "abde") / 4)
-    assert s["diverge_at_digit"] == 0.75   # a, b, d first differ at a digit, e at a word (no error there)
+    assert s["diverge_at_digit"] == 0.75   # a, b, d first differ at a digit, e at a word (a noun)
     assert s["digit_positions"] == 5 * len(at) and s["result_digit_positions"] == 5 * 4
     assert s["digit_top_wrong"] == pytest.approx(sum(w[1] != w[0] for w in want) / len(want))
 
