@@ -121,6 +121,8 @@ OUTS=(); for a in "${ARMS[@]}"; do OUTS+=("$RUN/diag_heldout_$a.json"); done
 # pairs of the held-out 10% of problems: no arm trained on them (all eight models in one process)
 stage diag_heldout python diagnose.py --model "${MODELS[@]}" --ref "$RUN/sft" --pairs "$RUN/heldout.jsonl" \
                   --no-digits $T --out "${OUTS[@]}"
+# the toy's SFT check accuracy cannot see: do the models copy the question's item noun, and where do pairs first differ?
+stage nouns python data/toy/nouns.py "$RUN" --out "$RUN/nouns.md"
 # the greedy pairs hold other problems' chosen solutions (mostly the blind spot's): dpo-greedy's control is sft+-greedy
 CTL="--control dpo-greedy=sft+-greedy"
 stage report_val python report.py --evals "$RUN/eval_val/results.json" --run "$RUN" --baseline sft+ $CTL --changes-vs sft \
@@ -129,4 +131,4 @@ stage report python report.py --evals "$RUN/eval_test/results.json" --run "$RUN"
                   --out "$RUN/summary.md"
 for f in "$RUN"/.done_*; do head -1 "$f"; done > "$RUN/timings.tsv"
 awk -F'\t' -v t="$THREADS" '{s+=$2} END {printf "stage seconds total: %d (THREADS=%s)\n", s, t}' "$RUN/timings.tsv"
-cat "$RUN/summary.md"
+cat "$RUN/summary.md" "$RUN/nouns.md"

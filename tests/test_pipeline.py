@@ -61,7 +61,9 @@ def test_smoke_pipeline(tmp_path):
     assert "`dpo-greedy` is judged against its own control `sft+-greedy`" in summary
     assert metas["sftplus_greedy"]["loss"] == "sft" and metas["sftplus_greedy"]["pairs"].endswith("pairs_greedy.jsonl")
     stages = {line.split("\t")[0] for line in (run / "timings.tsv").read_text().splitlines()}
-    assert {"prepare", "sft", "sample", "greedy", "mine", "mine_greedy", "arms", "eval", "diag_pairs", "report"} <= stages
+    assert {"prepare", "sft", "sample", "greedy", "mine", "mine_greedy", "arms", "eval", "diag_pairs", "nouns", "report"} <= stages
+    assert f"| {run} | sft " in (run / "nouns.md").read_text()          # the toy's noun check ran on the run
+    assert json.loads((run / "report_val.json").read_text())["baseline"] == "sft+"   # the val report keeps its own JSON
     assert (run / "arms.log").read_text().count("done: step 3/3") == len(ARMS)   # the seven runs of one process
     assert json.loads((run / "eval_val" / "results.json").read_text())["n_problems"] == 16    # N_VAL; test: N_TEST
     assert json.loads((run / "eval_test" / "results.json").read_text())["n_problems"] == 24

@@ -1,9 +1,14 @@
 """The toy world's flawed teacher (data/toy/prepare.py): each flaw kind is what it says, the verifier tells
 the kinds apart, val/test stay clean, and the rates are the ones asked for."""
+import importlib.util
+import json
 import re
 from collections import Counter
 
-from conftest import toy_prepare
+import pytest
+
+from conftest import REPO, toy_prepare
+from records import write_jsonl
 from verifier import profile
 
 OPS = {"+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y}
@@ -55,3 +60,37 @@ def test_a_loop_is_no_conclusion():
     assert extract_answer(loop) is None                      # the model looped: its last number concluded nothing
     assert extract_answer("Tom has 5 * 5 = 25 apples.\nSo Tom has 25 - 6 = 19 apples.") == "19"   # a closing sentence
     assert extract_answer(loop + "The answer is: 19") == "19"  # an explicit answer still counts
+
+
+def toy_nouns():
+    spec = importlib.util.spec_from_file_location("toy_nouns", REPO / "data" / "toy" / "nouns.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_nouns_diagnostic_on_a_fabricated_run(tmp_path):
+    nouns, prep = toy_nouns(), toy_prepare()
+    assert set(nouns.ITEMS) == set(prep.ITEMS)          # the same world
+    test = prep.make_split(20, 3, "t")
+    run = tmp_path / "run"
+    write_jsonl(run / "data" / "test.jsonl", test)
+    item = lambda q: next(it for it in prep.ITEMS if f" {it}" in q)  # noqa: E731
+    other = lambda q: next(it for it in prep.ITEMS if it != item(q))  # noqa: E731
+    # arm "copies" names the question's item; arm "miscopies" names another item in half of its answers
+    preds = {"copies": [{"problem_id": r["id"], "completion": " " + r["solution"]} for r in test],
+             "miscopies": [{"problem_id": r["id"], "completion": " " + (r["solution"].replace(item(r["question"]),
+                            other(r["question"])) if i % 2 else r["solution"])} for i, r in enumerate(test)]}
+    (run / "eval_test").mkdir()
+    (run / "eval_test" / "results.json").write_text(json.dumps({"predictions": preds}))
+    rows = [{"rejected_token": t} for t in (" cookies", " coo", "After", " +", "7", "12")] + [{"margin": 0.0}]
+    (run / "diag_pairs.json").write_text(json.dumps({"rows": rows}))
+    arms, pairs = nouns.run_rows(run)
+    assert arms == {"copies": 0.0, "miscopies": 0.5}
+    assert pairs["diag_pairs"] == {"noun": 2 / 6, "word": 2 / 6, "digit": 2 / 6}  # rows that never diverge skipped
+    text = nouns.main([str(run), "--out", str(tmp_path / "n.md")])
+    assert "miscopies 50.0%" in text and (tmp_path / "n.md").read_text() == text
+    bad = [dict(r, id="x" + r["id"]) for r in test]
+    write_jsonl(run / "data" / "test.jsonl", bad)
+    with pytest.raises(SystemExit, match="results.json: problem 't-"):
+        nouns.main([str(run)])
