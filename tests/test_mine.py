@@ -97,8 +97,8 @@ def test_cap_weights_and_determinism(tmp_path):
     assert [p["rejected_sample_idx"] for p in by_problem(pairs)["D"]] == [0, 1]  # hardest (closest) first
     ws = [p["weight"] for p in pairs]
     assert sum(ws) / len(ws) == pytest.approx(1.0, abs=1e-5)
-    # weight = hardness / mean hardness, hardness = (1 - absurdity) * (1 - numeric_distance)
-    h = [(1 - p["rejected_profile"]["absurdity"]) * (1 - p["rejected_profile"]["numeric_distance"]) for p in pairs]
+    # weight = hardness ** 2 / mean, hardness = (1 - absurdity) * (1 - numeric_distance) (none below the 0.05 floor)
+    h = [((1 - p["rejected_profile"]["absurdity"]) * (1 - p["rejected_profile"]["numeric_distance"])) ** 2 for p in pairs]
     assert all(w == pytest.approx(x / (sum(h) / len(h)), rel=1e-4) for w, x in zip(ws, h))
     first = (tmp_path / "pairs.jsonl").read_bytes()
     random.Random(0).shuffle(recs)  # input order must not matter
@@ -111,8 +111,8 @@ def test_cap_weights_and_determinism(tmp_path):
 
 def test_weight_power_sharpens_weights_of_the_same_pairs(tmp_path):
     recs = scored_records()
-    base = run(tmp_path, recs, "--negatives", "all", "--keep-absurd")
-    sharp = run(tmp_path, recs, "--negatives", "all", "--keep-absurd", "--weight-power", "2", name="sharp.jsonl")
+    base = run(tmp_path, recs, "--negatives", "all", "--keep-absurd", "--weight-power", "1")
+    sharp = run(tmp_path, recs, "--negatives", "all", "--keep-absurd", name="sharp.jsonl")   # default power 2
     strip = lambda ps: [{k: v for k, v in p.items() if k != "weight"} for p in ps]
     assert strip(base) == strip(sharp)  # selection and order do not depend on the weights
     h = [max(p["hardness"] ** 2, 0.05) for p in sharp]  # raw weight = max(hardness ** 2, --min-weight)
