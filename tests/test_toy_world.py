@@ -90,6 +90,9 @@ def test_nouns_diagnostic_on_a_fabricated_run(tmp_path):
     assert pairs["diag_pairs"] == {"noun": 2 / 6, "word": 2 / 6, "digit": 2 / 6}  # rows that never diverge skipped
     text = nouns.main([str(run), "--out", str(tmp_path / "n.md")])
     assert "miscopies 50.0%" in text and (tmp_path / "n.md").read_text() == text
+    write_jsonl(run / "data" / "val.jsonl", test)
+    with pytest.raises(SystemExit, match="eval_val/results.json"):   # --split val reads eval_val/ (absent here)
+        nouns.main([str(run), "--split", "val"])
     bad = [dict(r, id="x" + r["id"]) for r in test]
     write_jsonl(run / "data" / "test.jsonl", bad)
     with pytest.raises(SystemExit, match="results.json: problem 't-"):

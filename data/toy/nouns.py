@@ -7,7 +7,7 @@ them contrast two nouns before they reach the error. Reads a finished run.sh run
     python data/toy/nouns.py runs/toy-s0                     # -> prints a Markdown table
     python data/toy/nouns.py runs/toy-s{0,1,2} --out runs/nouns.md
 
-Per run: the % of each arm's greedy test answers that name an item other than the question's (eval_test/
+Per run: the % of each arm's greedy test (--split) answers that name an item other than the question's (eval_test/
 results.json), and where the pairs of diag_pairs*.json (diagnose.py) first differ: at an item noun, another
 word (a wrong path: 'After' for 'With', ' -' for ' +'; or a paraphrase) or a digit.
 """
@@ -25,7 +25,8 @@ ITEMS = ("apples", "pens", "cards", "stickers", "books", "marbles", "coins", "sh
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("runs", nargs="+", help="run dirs of run.sh (eval_test/results.json, data/test.jsonl, diag_pairs*.json)")
-parser.add_argument("--data", default=None, help="test JSONL with the questions (default: <run>/data/test.jsonl)")
+parser.add_argument("--split", default="test", choices=["val", "test"], help="whose answers: <run>/eval_<split>/results.json")
+parser.add_argument("--data", default=None, help="JSONL with the questions (default: <run>/data/<split>.jsonl)")
 parser.add_argument("--out", default=None, help="also write the Markdown table here")
 
 
@@ -42,16 +43,17 @@ def token_kind(tok):
     return "noun" if t and any(it.startswith(t) for it in ITEMS) else "word"
 
 
-def run_rows(run, data=None):
+def run_rows(run, data=None, split="test"):
     run = Path(run)
-    data = Path(data) if data else run / "data" / "test.jsonl"
+    data = Path(data) if data else run / "data" / f"{split}.jsonl"
     q = {r["id"]: r["question"] for r in read_jsonl(data, required=("id", "question"))}
-    res = json.loads((run / "eval_test" / "results.json").read_text())
+    res_path = run / f"eval_{split}" / "results.json"
+    res = json.loads(res_path.read_text())
     arms = {}
     for m, preds in res["predictions"].items():
         missing = [p["problem_id"] for p in preds if p["problem_id"] not in q]
         if missing:
-            raise DataError(f"{run}/eval_test/results.json: problem '{missing[0]}' of arm '{m}' is not in {data}")
+            raise DataError(f"{res_path}: problem '{missing[0]}' of arm '{m}' is not in {data}")
         arms[m] = sum(wrong_item(q[p["problem_id"]], p["completion"]) for p in preds) / max(len(preds), 1)
     pairs = {}
     for f in sorted(run.glob("diag_pairs*.json")):
@@ -63,11 +65,11 @@ def run_rows(run, data=None):
 
 def main(argv=None):
     args = parser.parse_args(argv)
-    L = ["| run | greedy test answers naming a wrong item, per arm | pairs: first difference at a noun / other word / digit |",
+    L = [f"| run | greedy {args.split} answers naming a wrong item, per arm | pairs: first difference at a noun / other word / digit |",
          "|---|---|---|"]
     for run in args.runs:
         try:
-            arms, pairs = run_rows(run, args.data)
+            arms, pairs = run_rows(run, args.data, args.split)
         except (OSError, KeyError, json.JSONDecodeError) as e:
             raise SystemExit(f"error: {run}: {type(e).__name__}: {e}")
         except DataError as e:
