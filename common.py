@@ -28,7 +28,7 @@ from records import (DataError, format_prompt, format_response, read_json, read_
 # tokenizer / model loading
 
 # The embedded model sizes (same Qwen2 architecture class as Qwen2.5-1.5B). 'toy' is the default; 'toy-l'
-# (~6.7M params, 3.3x the SFT time) is the capacity lever of the README's experiment.
+# (~6.8M params, about 3x the SFT time per step on 1-2 CPU threads) is the capacity lever of the README's experiment.
 TOY_SIZES = {"toy": dict(hidden_size=192, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
                          num_key_value_heads=2),
              "toy-l": dict(hidden_size=320, intermediate_size=896, num_hidden_layers=6, num_attention_heads=5,

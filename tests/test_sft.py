@@ -135,6 +135,18 @@ def test_accumulation_equivalence(tmp_path, toy_splits, tiny_model_dir):
         assert torch.allclose(wa[k], wb[k], atol=1e-5), k
 
 
+def test_toy_sizes():
+    # 'toy' is the embedded default; 'toy-l' its larger sibling (README "The capacity lever"): same tokenizer
+    small, tok, how = load_model("toy", seed=3)
+    large, tok_l, how_l = load_model("toy-l", seed=3)
+    assert how == "random init (toy config)" and how_l == "random init (toy-l config)" and len(tok) == len(tok_l)
+    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert 1.6e6 < n(small) < 1.8e6 and 6.5e6 < n(large) < 7.0e6
+    assert (large.config.hidden_size, large.config.num_hidden_layers) == (320, 6)
+    again, _, _ = load_model("toy", seed=3)   # seeded init: the same weights again
+    assert all(torch.equal(a, b) for a, b in zip(small.parameters(), again.parameters()))
+
+
 def test_checkpoint_round_trip(tmp_path, toy_tok):
     model = tiny_qwen2(toy_tok, seed=5).eval()
     save_checkpoint(tmp_path / "ck", model, toy_tok, {"stage": "test"})
