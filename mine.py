@@ -197,9 +197,10 @@ def mine_problem(samples, args, stats, rejected_pool=None, problem_seed=0):
         hard = bool(is_near_miss(s["profile"]))
         tag = f"c{cidx}" if src == "sample" else "ref"
         rtag = "g" if rejected_pool is not None else "r"
+        h = hardness(s["profile"])
         pairs.append({"id": f"{pid}/{tag}-{rtag}{s['sample_idx']}", "problem_id": first["problem_id"], "prompt": prompt,
                       "chosen": ctext, "rejected": s["completion"],
-                      "weight": max(hardness(s["profile"]) ** args.weight_power, args.min_weight), "hardness": round(hardness(s["profile"]), 6),
+                      "weight": max(h ** args.weight_power, args.min_weight), "hardness": round(h, 6),
                       "answer": first["answer"], "chosen_source": src, "chosen_sample_idx": cidx,
                       "rejected_sample_idx": s["sample_idx"], "rank": j, "chosen_profile": cprof,
                       "rejected_profile": s["profile"], "hard": hard,

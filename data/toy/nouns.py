@@ -19,9 +19,9 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from prepare import ITEMS  # noqa: E402  (the toy world's item nouns; importing prepare.py runs nothing)
 from records import DataError, read_jsonl  # noqa: E402
-
-ITEMS = ("apples", "pens", "cards", "stickers", "books", "marbles", "coins", "shells", "stamps", "cookies")  # prepare.py's
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("runs", nargs="+", help="run dirs of run.sh (eval_test/results.json, data/test.jsonl, diag_pairs*.json)")
