@@ -10,8 +10,10 @@ Hardness of a negative (from its verifier profile, both terms in [0, 1]):
     closeness = 1 - numeric_distance            (numeric_distance = 1 - exp(-|pred-ref| / max(|ref|,1) / 0.5))
     hardness  = (1 - absurdity) * closeness                                          in [0, 1]
 Negatives are ranked by (near miss first, hardness desc, wrongness asc, sample_idx). Each pair's weight is
-hardness ** --weight-power (default 2: a pair half as hard weighs a quarter), floored at --min-weight (an
-absurd negative still teaches a little), then divided by the mean over the file so weights average 1. That
+hardness ** --weight-power (default 2: a pair half as hard weighs a quarter) x failure_rate ** --failure-power
+(failure_rate = the fraction of the problem's samples the verifier judged wrong: a systematic error of the model,
+wrong in most of its samples, outweighs a rare slip; power 0 = off), floored at --min-weight (an absurd negative
+still teaches a little), then divided by the mean over the file so weights average 1. That
 division only makes the numbers readable (1 = an average pair): it does not change training, because
 train_dpo.py divides each step's weighted loss by the sum of that step's weights, so a factor common to all
 weights cancels. Only the ratios between weights matter.
@@ -61,6 +63,9 @@ parser.add_argument("--min-weight", type=float, default=0.05, help="floor of the
 parser.add_argument("--weight-power", type=float, default=2.0,
                     help="raw weight = hardness ** this (the same pairs are mined; 2 chosen on val, README: on the toy "
                          "power 1 left the weights' coefficient of variation at 0.43-0.61, 2 gives 0.65-0.78)")
+parser.add_argument("--failure-power", type=float, default=0.0,
+                    help="raw weight x= failure_rate ** this, failure_rate = wrong samples / samples of the problem (by "
+                         "the verifier): weight the model's systematic errors over its rare slips; 0 = off")
 
 REQUIRED = ("problem_id", "sample_idx", "completion", "answer", "finish_reason", "profile")
 TYPES = {"problem_id": (str, int), "sample_idx": int, "completion": str, "answer": (str, int, float), "finish_reason": str,
@@ -138,6 +143,7 @@ def mine_problem(samples, args, stats, rejected_pool=None, problem_seed=0):
     """Pairs of one problem (samples sorted by sample_idx). Returns a list of pair dicts with raw weights.
     rejected_pool: the candidate negatives (default: the same samples); problem_seed: for --negatives random."""
     first = samples[0]
+    fail_rate = sum(not s["profile"]["correct"] for s in samples) / len(samples)  # of the sampled policy, not the pool
     pid = str(first["problem_id"])
     prompt = first.get("prompt") or format_prompt(first["question"])
     # chosen: clean correct samples, cleanest first; distinct texts are cycled over the negatives
@@ -200,7 +206,8 @@ def mine_problem(samples, args, stats, rejected_pool=None, problem_seed=0):
         h = hardness(s["profile"])
         pairs.append({"id": f"{pid}/{tag}-{rtag}{s['sample_idx']}", "problem_id": first["problem_id"], "prompt": prompt,
                       "chosen": ctext, "rejected": s["completion"],
-                      "weight": max(h ** args.weight_power, args.min_weight), "hardness": round(h, 6),
+                      "weight": max(h ** args.weight_power * fail_rate ** args.failure_power, args.min_weight),
+                      "hardness": round(h, 6), "failure_rate": round(fail_rate, 6),
                       "answer": first["answer"], "chosen_source": src, "chosen_sample_idx": cidx,
                       "rejected_sample_idx": s["sample_idx"], "rank": j, "chosen_profile": cprof,
                       "rejected_profile": s["profile"], "hard": hard,
@@ -284,8 +291,8 @@ def main(argv=None):
         raise SystemExit("error: --heldout-frac must be in [0, 1)")
     if args.heldout_frac and not args.heldout_out:
         raise SystemExit("error: --heldout-frac needs --heldout-out")
-    if not (0 < args.weight_power < float("inf")):
-        raise SystemExit("error: --weight-power must be a finite number > 0")
+    if not (0 < args.weight_power < float("inf")) or not (0 <= args.failure_power < float("inf")):
+        raise SystemExit("error: --weight-power must be a finite number > 0, --failure-power a finite number >= 0")
     if not (0 < args.min_weight < float("inf")) or not (0 <= args.max_absurdity <= 1) or not (0 <= args.max_chosen_wrongness <= 1):
         raise SystemExit("error: --min-weight must be a finite number > 0; --max-absurdity, --max-chosen-wrongness in [0, 1]")
     by_problem = group_by_problem(recs)

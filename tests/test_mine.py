@@ -124,6 +124,21 @@ def test_weight_power_sharpens_weights_of_the_same_pairs(tmp_path):
         run(tmp_path, recs, "--weight-power", "0", name="bad.jsonl")
 
 
+def test_failure_power_weights_systematic_errors_over_rare_slips(tmp_path):
+    # two problems with equally hard negatives: E is wrong in 3 of its 4 samples (the model's mode), F in 1 of 4
+    recs = [rec(pid, i, f" {pid} {'wrong' if wrong else 'right'} {i}",
+                prof(nd=0.05, n_wrong=1, pred="193") if wrong else prof(True))
+            for pid, n_wrong in (("E", 3), ("F", 1)) for i, wrong in enumerate([True] * n_wrong + [False] * (4 - n_wrong))]
+    off = by_problem(run(tmp_path, recs, "--max-pairs-per-problem", "1"))
+    on = by_problem(run(tmp_path, recs, "--max-pairs-per-problem", "1", "--failure-power", "2", name="on.jsonl"))
+    assert [p["id"] for p in off["E"] + off["F"]] == [p["id"] for p in on["E"] + on["F"]]  # same pairs
+    assert off["E"][0]["weight"] == off["F"][0]["weight"] == 1.0       # power 0: hardness alone (equal here)
+    assert on["E"][0]["failure_rate"] == 0.75 and on["F"][0]["failure_rate"] == 0.25
+    assert on["E"][0]["weight"] / on["F"][0]["weight"] == pytest.approx(9.0, rel=1e-4)   # (0.75 / 0.25) ** 2
+    with pytest.raises(SystemExit, match="--failure-power"):
+        run(tmp_path, recs, "--failure-power", "-1", name="bad.jsonl")
+
+
 def test_model_from_scored_meta_and_no_reference(tmp_path):
     recs = [{k: v for k, v in r.items() if k != "model"} for r in scored_records()]
     write_jsonl(tmp_path / "scored.jsonl", recs)
