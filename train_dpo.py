@@ -12,6 +12,7 @@ Stage 4: verifier-weighted DPO on mined (chosen, hard negative) pairs, full-para
 Objective over one optimizer step S (all micro-batches, all ranks), eq. 7 of the DPO paper with a weight per pair:
     L = sum_{i in S} w_i * -log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r))) / sum_{i in S} w_i
         + sft_alpha * (-sum_{i in S} pi_c) / (chosen tokens in S)
+(--weighted-nll: the NLL term weighs pair i's chosen tokens by w_i too: -sum w_i pi_c / sum w_i n_c,i.)
 where pi_* / ref_* are log-probs of the response tokens (+ EOS) summed, under policy / reference.
 --weighting none sets every w_i = 1: vanilla DPO exactly (the ablation). --loss swaps the per-pair term for
 IPO, conservative DPO or DPO-Positive (pure functions below, each next to its equation); --loss sft drops it and
@@ -62,6 +63,9 @@ parser.add_argument("--loss", default="dpo", choices=["cdpo", "dpo", "dpop", "ip
 parser.add_argument("--label-smoothing", type=float, default=0.1, help="cdpo: assumed fraction of flipped preferences")
 parser.add_argument("--dpop-lambda", type=float, default=50.0, help="dpop: penalty on the chosen log-ratio falling below 0 (Smaug paper: 50)")
 parser.add_argument("--sft-alpha", type=float, default=0.0, help="add alpha x NLL of the chosen responses (token mean over the step)")
+parser.add_argument("--weighted-nll", action="store_true",
+                    help="the --sft-alpha NLL term weighs each pair's chosen tokens by the pair's weight (a token mean "
+                         "under the weights; with --loss sft: the weighted control, NLL alone under the same weights)")
 parser.add_argument("--ref-on-the-fly", action="store_true", help="keep the reference in memory and run it every step (no cache)")
 # optimisation
 parser.add_argument("--batch-size", type=int, default=32, help="pairs per optimizer step (all ranks, all micro-batches)")
@@ -195,7 +199,8 @@ class PairBatch:
     weights: torch.Tensor         # (B,) float32 pair weights
     ref: torch.Tensor | None      # (B, 2) reference log-probs [chosen, rejected]; None: dpo_micro_loss computes them
     w_sum: float                  # sum of the weights of the whole step
-    nc_sum: float                 # chosen response tokens (+ EOS) of the whole step (the --sft-alpha NLL's normaliser)
+    nc_sum: float                 # chosen response tokens (+ EOS) of the whole step (the --sft-alpha NLL's normaliser;
+                                  # --weighted-nll: sum of weight x chosen tokens)
 
     @classmethod
     def of(cls, pairs, pad_id, device, ref, w_sum, nc_sum):
@@ -204,12 +209,14 @@ class PairBatch:
         return cls(x, m, y, w, None if ref is None else ref.to(device), float(w_sum), float(nc_sum))
 
 
-def dpo_micro_loss(fwd, batch, beta, sft_alpha=0.0, world=1, ref_model=None, pair_loss=None):
+def dpo_micro_loss(fwd, batch, beta, sft_alpha=0.0, world=1, ref_model=None, pair_loss=None, weighted_nll=False):
     """This micro-batch's share of the step objective (see module docstring), ready for .backward().
     fwd(input_ids, attention_mask, labels) -> ((2B,) summed response log-probs, n_tokens); batch: a PairBatch;
     ref_model: the reference, run here on the fly when batch.ref is None; pair_loss: the per-pair term
     f(pi_c, pi_r, ref_c, ref_r) -> (B,) (pair_losses(args); None = DPO's preference_loss).
-    x world undoes DDP's gradient averaging over ranks. Returns (loss, stats: detached sums for logging)."""
+    weighted_nll: the NLL term weighs each pair's chosen log-prob by its weight (batch.nc_sum must then be the
+    step's sum of weight x chosen tokens). x world undoes DDP's gradient averaging over ranks.
+    Returns (loss, stats: detached sums for logging)."""
     B = len(batch.weights)
     lp, _ = fwd(batch.input_ids, batch.attention_mask, batch.labels)                 # (2B,)
     ref = batch.ref
@@ -223,7 +230,7 @@ def dpo_micro_loss(fwd, batch, beta, sft_alpha=0.0, world=1, ref_model=None, pai
     if pair_loss is not None:  # --loss other than dpo; the logged rewards stay DPO's beta * (pi - ref)
         losses = pair_loss(pi_c, pi_r, ref[:, 0], ref[:, 1])
     dpo = (batch.weights.to(losses.dtype) * losses).sum() / batch.w_sum
-    nll = -pi_c.sum() / batch.nc_sum
+    nll = -((batch.weights.to(pi_c.dtype) * pi_c) if weighted_nll else pi_c).sum() / batch.nc_sum
     loss = dpo + sft_alpha * nll if sft_alpha else dpo
     stats = torch.stack([dpo.detach(), (rc > rr).float().sum(), rc.sum(), rr.sum(), nll.detach()])
     return loss * world, stats
@@ -363,6 +370,8 @@ def train(args):
     pairs = load_pairs(args.pairs, tok, args.max_len, args.weighting, args.seed)  # bad pairs stop us before any model loads
     if args.loss == "sft" and args.sft_alpha < 1:
         args.sft_alpha = 1.0  # the control trains on the NLL term alone, at full strength
+    if args.weighted_nll and not args.sft_alpha:
+        raise SystemExit("error: --weighted-nll weighs the NLL term: it needs --sft-alpha > 0 (or --loss sft)")
     pair_loss = None if args.loss == "dpo" else pair_losses(args)
     N = len(pairs)
     steps = args.max_steps if args.max_steps > 0 else math.ceil(args.epochs * N / args.batch_size)
@@ -412,7 +421,7 @@ def train(args):
         # normalisers over the WHOLE step: every rank holds all weights and lengths and sums the same list in the
         # same order, so these are identical everywhere without an all-reduce
         w_sum = max(sum(pairs[i]["w"] for i in gidx), 1e-12)
-        nc_sum = sum(pairs[i]["nc"] for i in gidx)
+        nc_sum = sum(pairs[i]["nc"] * (pairs[i]["w"] if args.weighted_nll else 1.0) for i in gidx)
         idx = gidx[rank::world]                                    # this rank's share
         micro = [idx[j:j + args.micro_batch_size] for j in range(0, len(idx), args.micro_batch_size)]
         stats = torch.zeros(5)
@@ -422,7 +431,8 @@ def train(args):
             batch = PairBatch.of([pairs[i] for i in mb], tok.pad_token_id, device,
                                  None if ref_model else ref_lp[mb], w_sum, nc_sum)
             with ctx:
-                loss, st = dpo_micro_loss(fwd, batch, args.beta, args.sft_alpha, world, ref_model, pair_loss)
+                loss, st = dpo_micro_loss(fwd, batch, args.beta, args.sft_alpha, world, ref_model, pair_loss,
+                                          args.weighted_nll)
             loss.backward()
             stats += st.float().cpu()
         if ddp:
@@ -438,7 +448,7 @@ def train(args):
         rec = {"step": step, "loss": stats[0].item(), "acc": stats[1].item() / B, "r_c": stats[2].item() / B,
                "r_r": stats[3].item() / B, "nll": stats[4].item(), "lr": lr, "gnorm": float(gnorm),
                "w_mean": sum(sw) / B, "w_min": min(sw), "w_max": max(sw),
-               "len_c": nc_sum / B, "len_r": sum(pairs[i]["nr"] for i in gidx) / B}
+               "len_c": sum(pairs[i]["nc"] for i in gidx) / B, "len_r": sum(pairs[i]["nr"] for i in gidx) / B}
         history.append(rec)
         n_tok = sum(len(pairs[i]["c"][0]) + len(pairs[i]["r"][0]) for i in gidx)
         pbar.update(1)

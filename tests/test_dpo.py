@@ -292,6 +292,33 @@ def test_sft_control_and_shuffled_weights(tmp_path, pairs, toy_splits, tiny_mode
     assert max_diff(d, e) > 1e-6
 
 
+def test_weighted_nll(tmp_path, pairs, tiny_model_dir, toy_tok):
+    # the NLL term under the weights: -sum w_i pi_c,i / sum w_i n_c,i (all-ones weights: the plain token mean)
+    model = load_model(str(tiny_model_dir))[0]
+    P = load_pairs(pairs, toy_tok, 512)[:3]
+    x, m, y = concat_batch(P, toy_tok.pad_token_id, "cpu")
+    with torch.no_grad():
+        lp = sequence_logps(model, x, m, y)[0]
+        ref = torch.stack([lp[:3], lp[3:]], 1)          # policy == reference: the DPO term is log 2 for every pair
+        fwd = lambda *a: sequence_logps(model, *a)
+        for w in ([1.0, 1.0, 1.0], [3.0, 0.5, 1.0]):
+            nc_w = sum(wi * p["nc"] for wi, p in zip(w, P))
+            pb = PairBatch.of([dict(p, w=wi) for p, wi in zip(P, w)], toy_tok.pad_token_id, "cpu", ref, sum(w), nc_w)
+            got = dpo_micro_loss(fwd, pb, 0.1, 1.0, weighted_nll=True)[0]
+            want = math.log(2) - sum(wi * l for wi, l in zip(w, lp[:3].tolist())) / nc_w
+            assert got.item() == pytest.approx(want, rel=1e-5)
+        plain = dpo_micro_loss(fwd, PairBatch.of([dict(p, w=1.0) for p in P], toy_tok.pad_token_id, "cpu", ref, 3.0,
+                                                  sum(p["nc"] for p in P)), 0.1, 1.0)[0]
+        assert plain.item() == pytest.approx(math.log(2) - lp[:3].sum().item() / sum(p["nc"] for p in P), rel=1e-5)
+    # in training: the weighted control differs from the plain one, and needs an NLL term to weigh
+    a = train(pairs, tmp_path / "sft", "--loss", "sft", "--weighting", "verifier")
+    b = train(pairs, tmp_path / "wsft", "--loss", "sft", "--weighting", "verifier", "--weighted-nll")
+    assert max_diff(a, b) > 1e-6
+    assert json.loads((tmp_path / "wsft" / "hardneg_meta.json").read_text())["args"]["weighted_nll"] is True
+    with pytest.raises(SystemExit, match="--weighted-nll"):
+        train(pairs, tmp_path / "bad", "--weighted-nll")
+
+
 def test_then_runs_several_trainings_in_one_process(tmp_path, pairs, tiny_model_dir):
     """--then: run.sh's arms in one process; each run writes byte for byte what it writes alone (weights, history;
     the train state and the metadata too, but for the folder it names), and every run's flags are checked before the first trains."""
