@@ -11,8 +11,9 @@ Hardness of a negative (from its verifier profile, both terms in [0, 1]):
     hardness  = (1 - absurdity) * closeness                                          in [0, 1]
 Negatives are ranked by (near miss first, hardness desc, wrongness asc, sample_idx). Each pair's weight is
 hardness ** --weight-power (default 2: a pair half as hard weighs a quarter) x failure_rate ** --failure-power
-(failure_rate = the fraction of the problem's samples the verifier judged wrong: a systematic error of the model,
-wrong in most of its samples, outweighs a rare slip; power 0 = off), floored at --min-weight (an absurd negative
+(failure_rate = the fraction of the problem's samples the verifier judged wrong, --failure-kind any, or judged wrong
+with the negative's own final answer, same-answer: a systematic error of the model, made in most of its samples,
+outweighs a rare slip; power 0 = off), floored at --min-weight (an absurd negative
 still teaches a little), then divided by the mean over the file so weights average 1. That
 division only makes the numbers readable (1 = an average pair): it does not change training, because
 train_dpo.py divides each step's weighted loss by the sum of that step's weights, so a factor common to all
@@ -64,8 +65,12 @@ parser.add_argument("--weight-power", type=float, default=2.0,
                     help="raw weight = hardness ** this (the same pairs are mined; 2 chosen on val, README: on the toy "
                          "power 1 left the weights' coefficient of variation at 0.43-0.61, 2 gives 0.65-0.78)")
 parser.add_argument("--failure-power", type=float, default=0.0,
-                    help="raw weight x= failure_rate ** this, failure_rate = wrong samples / samples of the problem (by "
-                         "the verifier): weight the model's systematic errors over its rare slips; 0 = off")
+                    help="raw weight x= failure_rate ** this (see --failure-kind): weight the model's systematic errors "
+                         "over its rare slips; 0 = off")
+parser.add_argument("--failure-kind", default="any", choices=["any", "same-answer"],
+                    help="failure_rate of a negative = the fraction of the problem's samples the verifier judged wrong "
+                         "(any), or wrong with this negative's final answer (same-answer: how often the model makes "
+                         "this very error; answers compared as the verifier's extracted strings)")
 
 REQUIRED = ("problem_id", "sample_idx", "completion", "answer", "finish_reason", "profile")
 TYPES = {"problem_id": (str, int), "sample_idx": int, "completion": str, "answer": (str, int, float), "finish_reason": str,
@@ -143,9 +148,16 @@ def mine_problem(samples, args, stats, rejected_pool=None, problem_seed=0):
     """Pairs of one problem (samples sorted by sample_idx). Returns a list of pair dicts with raw weights.
     rejected_pool: the candidate negatives (default: the same samples); problem_seed: for --negatives random."""
     first = samples[0]
-    fail_rate = sum(not s["profile"]["correct"] for s in samples) / len(samples)  # of the sampled policy, not the pool
     pid = str(first["problem_id"])
     prompt = first.get("prompt") or format_prompt(first["question"])
+    wrong_preds = [s["profile"].get("pred") for s in samples if not s["profile"]["correct"]]  # of the sampled policy
+
+    def failure_rate(neg):
+        if args.failure_kind == "any":
+            return len(wrong_preds) / len(samples)
+        pred = neg["profile"].get("pred")
+        return sum(pred is not None and p == pred for p in wrong_preds) / len(samples)
+
     # chosen: clean correct samples, cleanest first; distinct texts are cycled over the negatives
     clean, texts = [], set()
     for s in sorted(samples, key=lambda s: (num(s["profile"], "wrongness"), num(s["profile"], "absurdity"), s["sample_idx"])):
@@ -203,7 +215,7 @@ def mine_problem(samples, args, stats, rejected_pool=None, problem_seed=0):
         hard = bool(is_near_miss(s["profile"]))
         tag = f"c{cidx}" if src == "sample" else "ref"
         rtag = "g" if rejected_pool is not None else "r"
-        h = hardness(s["profile"])
+        h, fail_rate = hardness(s["profile"]), failure_rate(s)
         pairs.append({"id": f"{pid}/{tag}-{rtag}{s['sample_idx']}", "problem_id": first["problem_id"], "prompt": prompt,
                       "chosen": ctext, "rejected": s["completion"],
                       "weight": max(h ** args.weight_power * fail_rate ** args.failure_power, args.min_weight),

@@ -139,6 +139,20 @@ def test_failure_power_weights_systematic_errors_over_rare_slips(tmp_path):
         run(tmp_path, recs, "--failure-power", "-1", name="bad.jsonl")
 
 
+def test_same_answer_failure_rate_counts_this_error_only(tmp_path):
+    # G: three wrong samples, two of them the same wrong answer 193 (a recurring error) and one 180 (a slip)
+    profs = [prof(nd=0.05, n_wrong=1, pred="193"), prof(nd=0.05, n_wrong=1, pred="193"),
+             prof(nd=0.05, n_wrong=1, pred="180"), prof(True)]
+    recs = [rec("G", i, f" text {i}", p) for i, p in enumerate(profs)]
+    got = run(tmp_path, recs, "--max-pairs-per-problem", "3", "--failure-power", "1", "--failure-kind", "same-answer")
+    rate = {p["rejected_profile"]["pred"]: p["failure_rate"] for p in got}
+    assert rate == {"193": 0.5, "180": 0.25}
+    w = {p["rejected_profile"]["pred"]: p["weight"] for p in got}
+    assert w["193"] == pytest.approx(2 * w["180"], rel=1e-4)   # equal hardness: the recurring error weighs twice
+    anyk = run(tmp_path, recs, "--max-pairs-per-problem", "3", "--failure-power", "1", name="any.jsonl")
+    assert {p["failure_rate"] for p in anyk} == {0.75}
+
+
 def test_model_from_scored_meta_and_no_reference(tmp_path):
     recs = [{k: v for k, v in r.items() if k != "model"} for r in scored_records()]
     write_jsonl(tmp_path / "scored.jsonl", recs)
