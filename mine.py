@@ -11,10 +11,10 @@ Hardness of a negative (from its verifier profile, both terms in [0, 1]):
     hardness  = (1 - absurdity) * closeness                                          in [0, 1]
 Negatives are ranked by (near miss first, hardness desc, wrongness asc, sample_idx). Each pair's weight is
 hardness ** --weight-power (default 2: a pair half as hard weighs a quarter) x failure_rate ** --failure-power
-(failure_rate = the fraction of the problem's samples the verifier judged wrong, --failure-kind any, or judged wrong
-with the negative's own final answer, same-answer: a systematic error of the model, made in most of its samples,
-outweighs a rare slip; power 0 = off), floored at --min-weight (an absurd negative
-still teaches a little), then divided by the mean over the file so weights average 1. That
+(default 4; failure_rate = the fraction of the problem's samples the verifier judged wrong with the negative's own
+final answer, --failure-kind same-answer (default), or wrong at all, any: a systematic error of the model, made in
+most of its samples, outweighs a rare slip 3 ** 4 = 81 to 1 at K = 4; power 0 = off), floored at --min-weight
+(an absurd negative still teaches a little), then divided by the mean over the file so weights average 1. That
 division only makes the numbers readable (1 = an average pair): it does not change training, because
 train_dpo.py divides each step's weighted loss by the sum of that step's weights, so a factor common to all
 weights cancels. Only the ratios between weights matter.
@@ -60,14 +60,16 @@ parser.add_argument("--rejected-scope", default="first-error",
                          "wrong equation produced (a true computation on a wrong path) is left out; divergence: it "
                          "stops after the first token where rejected leaves chosen (a token-level pair); full: the "
                          "whole rejected text counts")
-parser.add_argument("--min-weight", type=float, default=0.05, help="floor of the raw weight before normalising to mean 1")
+parser.add_argument("--min-weight", type=float, default=0.001,
+                    help="floor of the raw weight before normalising to mean 1 (low: a rare slip's raw weight under "
+                         "the default failure power is ~0.004 x hardness ** 2, and the floor must not flatten that)")
 parser.add_argument("--weight-power", type=float, default=2.0,
                     help="raw weight = hardness ** this (the same pairs are mined; 2 chosen on val, README: on the toy "
                          "power 1 left the weights' coefficient of variation at 0.43-0.61, 2 gives 0.65-0.78)")
-parser.add_argument("--failure-power", type=float, default=0.0,
+parser.add_argument("--failure-power", type=float, default=4.0,
                     help="raw weight x= failure_rate ** this (see --failure-kind): weight the model's systematic errors "
-                         "over its rare slips; 0 = off")
-parser.add_argument("--failure-kind", default="any", choices=["any", "same-answer"],
+                         "over its rare slips; 0 = off (4 chosen on val, README 'Weights that find the model's errors')")
+parser.add_argument("--failure-kind", default="same-answer", choices=["any", "same-answer"],
                     help="failure_rate of a negative = the fraction of the problem's samples the verifier judged wrong "
                          "(any), or wrong with this negative's final answer (same-answer: how often the model makes "
                          "this very error; answers compared as the verifier's extracted strings)")

@@ -97,8 +97,16 @@ def test_cap_weights_and_determinism(tmp_path):
     assert [p["rejected_sample_idx"] for p in by_problem(pairs)["D"]] == [0, 1]  # hardest (closest) first
     ws = [p["weight"] for p in pairs]
     assert sum(ws) / len(ws) == pytest.approx(1.0, abs=1e-5)
-    # weight = hardness ** 2 / mean, hardness = (1 - absurdity) * (1 - numeric_distance) (none below the 0.05 floor)
-    h = [((1 - p["rejected_profile"]["absurdity"]) * (1 - p["rejected_profile"]["numeric_distance"])) ** 2 for p in pairs]
+    # weight = hardness ** 2 x failure_rate ** 4 / mean (defaults), hardness = (1 - absurdity) * (1 - numeric_distance),
+    # failure_rate = this wrong answer's share of the problem's samples; floored at --min-weight 0.001 (rare slips)
+    share = {(p["problem_id"], p["rejected_profile"]["pred"]):
+             sum(r["problem_id"] == p["problem_id"] and not r["profile"]["correct"]
+                 and r["profile"]["pred"] == p["rejected_profile"]["pred"] for r in recs)
+             / sum(r["problem_id"] == p["problem_id"] for r in recs) for p in pairs}
+    assert [p["failure_rate"] for p in pairs] == pytest.approx([share[p["problem_id"], p["rejected_profile"]["pred"]] for p in pairs])
+    h = [max(((1 - p["rejected_profile"]["absurdity"]) * (1 - p["rejected_profile"]["numeric_distance"])) ** 2
+             * p["failure_rate"] ** 4, 0.001) for p in pairs]
+    assert 0 < sum(x == 0.001 for x in h) < len(h)   # the floor is exercised, not everywhere
     assert all(w == pytest.approx(x / (sum(h) / len(h)), rel=1e-4) for w, x in zip(ws, h))
     first = (tmp_path / "pairs.jsonl").read_bytes()
     random.Random(0).shuffle(recs)  # input order must not matter
@@ -111,8 +119,9 @@ def test_cap_weights_and_determinism(tmp_path):
 
 def test_weight_power_sharpens_weights_of_the_same_pairs(tmp_path):
     recs = scored_records()
-    base = run(tmp_path, recs, "--negatives", "all", "--keep-absurd", "--weight-power", "1")
-    sharp = run(tmp_path, recs, "--negatives", "all", "--keep-absurd", name="sharp.jsonl")   # default power 2
+    off = ("--failure-power", "0", "--min-weight", "0.05")   # hardness alone
+    base = run(tmp_path, recs, "--negatives", "all", "--keep-absurd", "--weight-power", "1", *off)
+    sharp = run(tmp_path, recs, "--negatives", "all", "--keep-absurd", *off, name="sharp.jsonl")   # default power 2
     strip = lambda ps: [{k: v for k, v in p.items() if k != "weight"} for p in ps]
     assert strip(base) == strip(sharp)  # selection and order do not depend on the weights
     h = [max(p["hardness"] ** 2, 0.05) for p in sharp]  # raw weight = max(hardness ** 2, --min-weight)
@@ -129,8 +138,9 @@ def test_failure_power_weights_systematic_errors_over_rare_slips(tmp_path):
     recs = [rec(pid, i, f" {pid} {'wrong' if wrong else 'right'} {i}",
                 prof(nd=0.05, n_wrong=1, pred="193") if wrong else prof(True))
             for pid, n_wrong in (("E", 3), ("F", 1)) for i, wrong in enumerate([True] * n_wrong + [False] * (4 - n_wrong))]
-    off = by_problem(run(tmp_path, recs, "--max-pairs-per-problem", "1"))
-    on = by_problem(run(tmp_path, recs, "--max-pairs-per-problem", "1", "--failure-power", "2", name="on.jsonl"))
+    off = by_problem(run(tmp_path, recs, "--max-pairs-per-problem", "1", "--failure-power", "0"))
+    on = by_problem(run(tmp_path, recs, "--max-pairs-per-problem", "1", "--failure-power", "2", "--failure-kind", "any",
+                        name="on.jsonl"))
     assert [p["id"] for p in off["E"] + off["F"]] == [p["id"] for p in on["E"] + on["F"]]  # same pairs
     assert off["E"][0]["weight"] == off["F"][0]["weight"] == 1.0       # power 0: hardness alone (equal here)
     assert on["E"][0]["failure_rate"] == 0.75 and on["F"][0]["failure_rate"] == 0.25
@@ -149,7 +159,8 @@ def test_same_answer_failure_rate_counts_this_error_only(tmp_path):
     assert rate == {"193": 0.5, "180": 0.25}
     w = {p["rejected_profile"]["pred"]: p["weight"] for p in got}
     assert w["193"] == pytest.approx(2 * w["180"], rel=1e-4)   # equal hardness: the recurring error weighs twice
-    anyk = run(tmp_path, recs, "--max-pairs-per-problem", "3", "--failure-power", "1", name="any.jsonl")
+    anyk = run(tmp_path, recs, "--max-pairs-per-problem", "3", "--failure-power", "1", "--failure-kind", "any",
+               name="any.jsonl")
     assert {p["failure_rate"] for p in anyk} == {0.75}
 
 
