@@ -204,6 +204,10 @@ def summarize(rows):
             out[f"{name}_positions"] = len(sel)
             out[f"{name}_top_wrong"] = frac([float(a != t) for t, a, _ in sel])
             out[f"{name}_top_shift"] = {k: v / len(sel) for k, v in wrong.most_common(5)}
+    ws = [r.get("weight") for r in dv]
+    if dv and all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in ws) and sum(ws) > 0:
+        # the same share under the pair weights: where the verifier-weighted pair term puts its weight
+        out["rejected_is_top_weighted"] = sum(w * float(r["rejected_is_top"]) for w, r in zip(ws, dv)) / sum(ws)
     if dv and "ref_rejected_is_top" in dv[0]:
         out["ref_rejected_is_top"] = frac([float(r["ref_rejected_is_top"]) for r in dv])
     return out

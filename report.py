@@ -257,15 +257,18 @@ def main(argv=None):
     if diags:
         L += ["", "## Pair diagnostics (diagnose.py)", "",
               "| file | seed | model | ref | pairs | held-out | n | logp acc | implicit-reward acc | rejected = greedy top | "
-              "diverged | at a digit | result digits: argmax wrong (top shifts) |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "the same, weighted | diverged | at a digit | result digits: argmax wrong (top shifts) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for d in diags:
             L.append(f"| {d['label']} | {d['seed']} | {d['model']} | {d['ref']} | {d['pairs']} | {'no' if d.get('trained_on_pairs') else 'yes'} | {d.get('n', '-')} | "
                      f"{pct(d.get('logp_acc'))} | {pct(d.get('reward_acc'))} | {pct(d.get('rejected_is_top'))} | "
+                     f"{pct(d.get('rejected_is_top_weighted'))} | "
                      f"{pct(d.get('diverged'))} | {pct(d.get('diverge_at_digit'))} | {pct(d.get('result_digit_top_wrong'))} ("
                      + ", ".join(f"{k}: {100 * v:.1f}" for k, v in list(d.get("result_digit_top_shift", {}).items())[:3]) + ") |")
         L += ["", "logp acc: log p(chosen) > log p(rejected) under the model; implicit-reward acc: (model - ref) "
               "margin > 0, ties count 1/2 (model = ref gives 50); rejected = greedy top: the rejected token at the "
-              "first token where rejected and chosen differ is the model's argmax there (% of pairs that diverge); at a digit: "
+              "first token where rejected and chosen differ is the model's argmax there (% of pairs that diverge); the same, "
+              "weighted: that share under the pairs' weights (where `wdpo`'s pair term puts its weight); at a digit: "
               "that rejected token holds a digit (else the pair first differs at a word: a wrong path, or no error); result "
               "digits: % of the digits after '=' in the chosen answers where the model's teacher-forced argmax is not "
               "the true digit, and the most frequent shifts (argmax - true digit, % of those digits)."]

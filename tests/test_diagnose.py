@@ -57,6 +57,8 @@ def test_divergence_token_and_logps(tmp_path, tiny_model_dir, toy_tok):
              {"id": "c", "prompt": prompt, "chosen": chosen, "rejected": chosen},
              {"id": "d", "prompt": prompt, "chosen": chosen, "rejected": own},
              {"id": "e", "prompt": prompt, "chosen": chosen, "rejected": chosen.replace("42 pens.", "42 cards.", 1)}]
+    for p, w in zip(pairs, (1.0, 1.0, 1.0, 3.0, 1.0)):   # d, the model's own slip, weighs 3
+        p["weight"] = w
     write_jsonl(tmp_path / "p.jsonl", pairs)
     out = tmp_path / "diag.json"
     diagnose.main(["--model", str(tiny_model_dir), "--pairs", str(tmp_path / "p.jsonl"), "--out", str(out),
@@ -86,6 +88,9 @@ def test_divergence_token_and_logps(tmp_path, tiny_model_dir, toy_tok):
     assert rows["e"]["chosen_token"].strip()[0] == "p" and rows["e"]["rejected_token"].strip()[0] == "c"  # a word
     assert s["n"] == 5 and s["diverged"] == 0.8 and s["reward_acc"] == 0.5
     assert s["rejected_is_top"] == pytest.approx(sum(rows[k]["rejected_is_top"] for k in "abde") / 4)
+    w = {"a": 1.0, "b": 1.0, "d": 3.0, "e": 1.0}   # the diverged pairs' weights
+    assert s["rejected_is_top_weighted"] == pytest.approx(sum(w[k] * rows[k]["rejected_is_top"] for k in w) / 6)
+    assert s["rejected_is_top_weighted"] > s["rejected_is_top"]   # the weight sits on d, the model's own choice
     assert s["diverge_at_digit"] == 0.75   # a, b, d first differ at a digit, e at a word (a noun)
     assert s["digit_positions"] == 5 * len(at) and s["result_digit_positions"] == 5 * 4
     assert s["digit_top_wrong"] == pytest.approx(sum(w[1] != w[0] for w in want) / len(want))
