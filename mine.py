@@ -27,6 +27,7 @@ import random
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from answers import canon, compact
 from records import DataError, format_prompt, format_response, read_json, read_jsonl, write_json, write_jsonl
 from verifier import DIMENSIONS, is_near_miss, profile
 
@@ -61,18 +62,22 @@ parser.add_argument("--rejected-scope", default="first-error",
                          "stops after the first token where rejected leaves chosen (a token-level pair); full: the "
                          "whole rejected text counts")
 parser.add_argument("--min-weight", type=float, default=0.001,
-                    help="floor of the raw weight before normalising to mean 1 (low: a rare slip's raw weight under "
-                         "the default failure power is ~0.004 x hardness ** 2, and the floor must not flatten that)")
+                    help="floor of the raw weight before normalising to mean 1 (low: under the default failure power a "
+                         "1-in-4 slip's raw weight is 0.0039 x hardness ** 2; 0.05, the floor of hardness-only "
+                         "weights, would flatten every such slip to one value)")
 parser.add_argument("--weight-power", type=float, default=2.0,
-                    help="raw weight = hardness ** this (the same pairs are mined; 2 chosen on val, README: on the toy "
-                         "power 1 left the weights' coefficient of variation at 0.43-0.61, 2 gives 0.65-0.78)")
+                    help="raw weight = hardness ** this x ... (the same pairs are mined; 2 chosen on val when hardness "
+                         "was the only factor, README: power 1 left its coefficient of variation at 0.43-0.61, 2 gives "
+                         "0.65-0.78; with the default failure power the CV is ~2.4)")
 parser.add_argument("--failure-power", type=float, default=4.0,
                     help="raw weight x= failure_rate ** this (see --failure-kind): weight the model's systematic errors "
-                         "over its rare slips; 0 = off (4 chosen on val, README 'Weights that find the model's errors')")
+                         "over its rare slips; 0 = off (4 chosen on val, README 'Weights that find the model's own errors'; "
+                         "--failure-power 0 --min-weight 0.05 = the hardness-only weights of earlier versions)")
 parser.add_argument("--failure-kind", default="same-answer", choices=["any", "same-answer"],
                     help="failure_rate of a negative = the fraction of the problem's samples the verifier judged wrong "
                          "(any), or wrong with this negative's final answer (same-answer: how often the model makes "
-                         "this very error; answers compared as the verifier's extracted strings)")
+                         "this very error; answers compared after answers.canon's cosmetics: '$1000' = '1000'). A "
+                         "--rejected-from negative counts itself as one more draw")
 
 REQUIRED = ("problem_id", "sample_idx", "completion", "answer", "finish_reason", "profile")
 TYPES = {"problem_id": (str, int), "sample_idx": int, "completion": str, "answer": (str, int, float), "finish_reason": str,
@@ -92,6 +97,11 @@ def hardness(profile):
     every other: on the toy its weights had a coefficient of variation of 0.28 and could not matter.)"""
     closeness = 1.0 - min(max(num(profile, "numeric_distance", 1.0), 0.0), 1.0)
     return (1.0 - min(max(num(profile, "absurdity"), 0.0), 1.0)) * closeness
+
+
+def answer_key(pred):
+    """An extracted answer as the same-answer failure rate compares it: cosmetics removed ('$1000', 'x = 5')."""
+    return None if pred is None else compact(canon(str(pred)))
 
 
 def check_profile(p):
@@ -152,13 +162,16 @@ def mine_problem(samples, args, stats, rejected_pool=None, problem_seed=0):
     first = samples[0]
     pid = str(first["problem_id"])
     prompt = first.get("prompt") or format_prompt(first["question"])
-    wrong_preds = [s["profile"].get("pred") for s in samples if not s["profile"]["correct"]]  # of the sampled policy
+    wrong = [answer_key(s["profile"].get("pred")) for s in samples if not s["profile"]["correct"]]  # sampled policy
 
     def failure_rate(neg):
+        """How often the sampled policy makes this error. A negative from --rejected-from (e.g. the greedy answer)
+        is one more draw of the policy: it counts itself, so an error no sample repeats still has a rate > 0."""
+        own = 0 if rejected_pool is None else 1
         if args.failure_kind == "any":
-            return len(wrong_preds) / len(samples)
-        pred = neg["profile"].get("pred")
-        return sum(pred is not None and p == pred for p in wrong_preds) / len(samples)
+            return (len(wrong) + own) / (len(samples) + own)
+        key = answer_key(neg["profile"].get("pred"))  # no extracted answer: no error to recur (its hardness is 0 too)
+        return 0.0 if key is None else (sum(k == key for k in wrong) + own) / (len(samples) + own)
 
     # chosen: clean correct samples, cleanest first; distinct texts are cycled over the negatives
     clean, texts = [], set()

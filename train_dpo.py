@@ -421,7 +421,7 @@ def train(args):
         # normalisers over the WHOLE step: every rank holds all weights and lengths and sums the same list in the
         # same order, so these are identical everywhere without an all-reduce
         w_sum = max(sum(pairs[i]["w"] for i in gidx), 1e-12)
-        nc_sum = sum(pairs[i]["nc"] * (pairs[i]["w"] if args.weighted_nll else 1.0) for i in gidx)
+        nc_sum = max(sum(pairs[i]["nc"] * (pairs[i]["w"] if args.weighted_nll else 1.0) for i in gidx), 1e-12)
         idx = gidx[rank::world]                                    # this rank's share
         micro = [idx[j:j + args.micro_batch_size] for j in range(0, len(idx), args.micro_batch_size)]
         stats = torch.zeros(5)

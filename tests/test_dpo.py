@@ -118,10 +118,11 @@ def test_weights_shape_the_gradient(pairs, tiny_model_dir, toy_tok):
     assert torch.allclose(ours, vanilla, atol=1e-7)
 
 
-def test_accumulation_equivalence(tmp_path, pairs, tiny_model_dir, monkeypatch):
+@pytest.mark.parametrize("extra", [[], ["--weighted-nll"]])
+def test_accumulation_equivalence(tmp_path, pairs, tiny_model_dir, monkeypatch, extra):
     # micro 1 x accum 4 == micro 4 x accum 1: the normalisers are over the whole step, not per micro-batch
     monkeypatch.setattr(torch.optim, "AdamW", sgd)
-    common = ["--batch-size", "4", "--max-steps", "1", "--sft-alpha", "0.5", "--lr", "1.0", "--grad-clip", "0"]
+    common = ["--batch-size", "4", "--max-steps", "1", "--sft-alpha", "0.5", "--lr", "1.0", "--grad-clip", "0", *extra]
     a = train(pairs, tmp_path / "a", *common, "--micro-batch-size", "1")
     b = train(pairs, tmp_path / "b", *common, "--micro-batch-size", "4")
     assert max_diff(a, b) < 1e-6

@@ -162,6 +162,17 @@ def test_same_answer_failure_rate_counts_this_error_only(tmp_path):
     anyk = run(tmp_path, recs, "--max-pairs-per-problem", "3", "--failure-power", "1", "--failure-kind", "any",
                name="any.jsonl")
     assert {p["failure_rate"] for p in anyk} == {0.75}
+    # answers compared without cosmetics: '$193' is the same error as '193'
+    recs2 = recs + [rec("G", 4, " text 4", prof(nd=0.05, n_wrong=1, pred="$193"))]
+    got2 = run(tmp_path, recs2, "--max-pairs-per-problem", "4", "--failure-kind", "same-answer", name="cos.jsonl")
+    assert {p["rejected_profile"]["pred"]: p["failure_rate"] for p in got2} == {"193": 0.6, "$193": 0.6, "180": 0.2}
+    # a --rejected-from negative (the greedy answer) is one more draw: it counts itself, so a greedy error that no
+    # sample repeats has rate 1/5, not 0; one with no extracted answer has no error to recur (rate 0)
+    greedy = tmp_path / "greedy.jsonl"
+    for pred, want in (("180", 2 / 5), ("170", 1 / 5), (None, 0.0)):
+        write_jsonl(greedy, [rec("G", 0, f" greedy {pred}", prof(nd=0.05, n_wrong=1, pred=pred))])
+        g = run(tmp_path, recs, "--rejected-from", greedy, "--negatives", "all", "--keep-absurd", name="g.jsonl")
+        assert [p["failure_rate"] for p in g] == [pytest.approx(want)], pred
 
 
 def test_model_from_scored_meta_and_no_reference(tmp_path):
