@@ -6,7 +6,7 @@ RUN=$1; SEED=$2; CODE=/work/main; O=$RUN/fr; mkdir -p $O
 cd $CODE
 HOLD="--heldout-frac 0.1 --seed $SEED --max-pairs-per-problem 1 --keep-absurd"
 for q in 0 1 2; do
-  [ -f $O/pairs_q$q.jsonl ] || python mine.py $RUN/scored.jsonl -o $O/pairs_q$q.jsonl $HOLD --heldout-out $O/heldout_q$q.jsonl --negatives all --failure-power $q > $O/mine_q$q.log
+  [ -f $O/pairs_q$q.jsonl ] || python mine.py $RUN/scored.jsonl -o $O/pairs_q$q.jsonl $HOLD --heldout-out $O/heldout_q$q.jsonl --negatives all --failure-power $q --failure-kind any --min-weight 0.05 > $O/mine_q$q.log  # the defaults when it ran (c5f4845), pinned
 done
 python - $RUN $O <<'PY'
 import json,sys
