@@ -421,7 +421,8 @@ def train(args):
         # normalisers over the WHOLE step: every rank holds all weights and lengths and sums the same list in the
         # same order, so these are identical everywhere without an all-reduce
         w_sum = max(sum(pairs[i]["w"] for i in gidx), 1e-12)
-        nc_sum = max(sum(pairs[i]["nc"] * (pairs[i]["w"] if args.weighted_nll else 1.0) for i in gidx), 1e-12)
+        nc = sum(pairs[i]["nc"] for i in gidx)                     # chosen tokens of the step (also logged)
+        nc_sum = max(sum(pairs[i]["nc"] * pairs[i]["w"] for i in gidx), 1e-12) if args.weighted_nll else nc
         idx = gidx[rank::world]                                    # this rank's share
         micro = [idx[j:j + args.micro_batch_size] for j in range(0, len(idx), args.micro_batch_size)]
         stats = torch.zeros(5)
@@ -448,7 +449,7 @@ def train(args):
         rec = {"step": step, "loss": stats[0].item(), "acc": stats[1].item() / B, "r_c": stats[2].item() / B,
                "r_r": stats[3].item() / B, "nll": stats[4].item(), "lr": lr, "gnorm": float(gnorm),
                "w_mean": sum(sw) / B, "w_min": min(sw), "w_max": max(sw),
-               "len_c": sum(pairs[i]["nc"] for i in gidx) / B, "len_r": sum(pairs[i]["nr"] for i in gidx) / B}
+               "len_c": nc / B, "len_r": sum(pairs[i]["nr"] for i in gidx) / B}
         history.append(rec)
         n_tok = sum(len(pairs[i]["c"][0]) + len(pairs[i]["r"][0]) for i in gidx)
         pbar.update(1)
