@@ -78,6 +78,10 @@ parser.add_argument("--failure-kind", default="same-answer", choices=["any", "sa
                          "(any), or wrong with this negative's final answer (same-answer: how often the model makes "
                          "this very error; answers compared after answers.canon's cosmetics: '$1000' = '1000'). A "
                          "--rejected-from negative counts itself as one more draw")
+parser.add_argument("--min-failure-rate", type=float, default=0.0,
+                    help="keep only negatives whose failure_rate (see --failure-kind) is at least this: a filter where "
+                         "--failure-power is a weight. 0 = keep all (default); 0.5 at K = 4 = the error recurs in >= 2 "
+                         "of the problem's samples (the model's own error, not one T = 0.8 slip)")
 
 REQUIRED = ("problem_id", "sample_idx", "completion", "answer", "finish_reason", "profile")
 TYPES = {"problem_id": (str, int), "sample_idx": int, "completion": str, "answer": (str, int, float), "finish_reason": str,
@@ -215,6 +219,8 @@ def mine_problem(samples, args, stats, rejected_pool=None, problem_seed=0):
             stats["skip_duplicate"] += 1
         elif t.strip() in texts:  # same text as a chosen: no preference to learn
             stats["skip_equals_chosen"] += 1
+        elif failure_rate(s) < args.min_failure_rate:  # a rare error of the sampled policy, not a systematic one
+            stats["skip_rare"] += 1
         else:
             seen.add(t.strip())
             cands.append(s)
@@ -320,6 +326,8 @@ def main(argv=None):
         raise SystemExit("error: --heldout-frac needs --heldout-out")
     if not (0 < args.weight_power < float("inf")) or not (0 <= args.failure_power < float("inf")):
         raise SystemExit("error: --weight-power must be a finite number > 0, --failure-power a finite number >= 0")
+    if not 0 <= args.min_failure_rate <= 1:
+        raise SystemExit("error: --min-failure-rate must be in [0, 1]")
     if not (0 < args.min_weight < float("inf")) or not (0 <= args.max_absurdity <= 1) or not (0 <= args.max_chosen_wrongness <= 1):
         raise SystemExit("error: --min-weight must be a finite number > 0; --max-absurdity, --max-chosen-wrongness in [0, 1]")
     by_problem = group_by_problem(recs)
@@ -341,7 +349,8 @@ def main(argv=None):
     covered = len({str(p["problem_id"]) for p in pairs})
     if not pairs:
         raise SystemExit(f"error: {args.scored}: no pairs mined from {len(recs)} samples of {n_prob} problems "
-                         f"({dict(stats)}); try --negatives all or --keep-absurd")
+                         f"({dict(stats)}); try --negatives all or --keep-absurd"
+                         + (" or a lower --min-failure-rate" if stats["skip_rare"] else ""))
     heldout = []
     if args.heldout_frac:  # whole problems go to the held-out file, chosen by a seeded shuffle of ALL sorted problem
         pids = sorted(by_problem)  # ids: the same problems whatever the mining rule (arms stay comparable)

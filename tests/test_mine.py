@@ -175,6 +175,31 @@ def test_same_answer_failure_rate_counts_this_error_only(tmp_path):
         assert [p["failure_rate"] for p in g] == [pytest.approx(want)], pred
 
 
+def test_min_failure_rate_keeps_recurring_errors_before_ranking(tmp_path):
+    # H: the slip 180 is the hardest negative (closest), 193 recurs in 2 of the 4 samples
+    profs = [prof(nd=0.10, n_wrong=1, pred="193"), prof(nd=0.10, n_wrong=1, pred="193"),
+             prof(nd=0.01, n_wrong=1, pred="180"), prof(True)]
+    recs = [rec("H", i, f" text {i}", p) for i, p in enumerate(profs)]
+    top = run(tmp_path, recs, "--max-pairs-per-problem", "1", "--negatives", "all")
+    assert [p["rejected_profile"]["pred"] for p in top] == ["180"]
+    # the filter acts before the ranking and the cap: the hardest *recurring* negative is kept, not no pair
+    kept = run(tmp_path, recs, "--max-pairs-per-problem", "1", "--negatives", "all", "--min-failure-rate", "0.5",
+               name="f.jsonl")
+    assert [(p["rejected_profile"]["pred"], p["failure_rate"]) for p in kept] == [("193", 0.5)]
+    meta = json.loads((tmp_path / "f.jsonl.meta.json").read_text())
+    assert meta["summary"]["skip_rare"] == 1
+    # the random ablation draws among the kept negatives only, whatever the seed
+    for seed in range(5):
+        r = run(tmp_path, recs, "--max-pairs-per-problem", "1", "--negatives", "random", "--min-failure-rate", "0.5",
+                "--seed", seed, name="r.jsonl")
+        assert [p["rejected_profile"]["pred"] for p in r] == ["193"]
+    # a problem whose errors are all one-off: no pair at all (mine.py stops when nothing is left anywhere)
+    with pytest.raises(SystemExit, match="no pairs.*lower --min-failure-rate"):
+        run(tmp_path, recs, "--negatives", "all", "--min-failure-rate", "0.75", name="none.jsonl")
+    with pytest.raises(SystemExit, match="--min-failure-rate"):
+        run(tmp_path, recs, "--min-failure-rate", "1.5", name="bad.jsonl")
+
+
 def test_model_from_scored_meta_and_no_reference(tmp_path):
     recs = [{k: v for k, v in r.items() if k != "model"} for r in scored_records()]
     write_jsonl(tmp_path / "scored.jsonl", recs)
