@@ -11,9 +11,11 @@ RUN=${RUN:-runs/toy-s0}; OUT=$RUN/levers; THREADS=${THREADS:-0}; SEED=${SEED:-$(
 N_VAL=${N_VAL:-1000}; MAX_NEW=${MAX_NEW:-160}; STEPS=${STEPS:-"40 70 120"}; FIRST=${STEPS%% *}
 mkdir -p "$OUT"
 HOLD="--heldout-frac 0.1 --seed $SEED --max-pairs-per-problem 1 --keep-absurd"
+# the sampled pairs' recurrence filter as run.sh mined them (read back from pairs.jsonl's sidecar: one source)
+MIN_FAIL=$(python -c "import json; print(json.load(open('$RUN/pairs.jsonl.meta.json'))['args'].get('min_failure_rate', 0))")
 for SC in before-value divergence; do   # the two other rejected scopes, on the same samples
     [ -f "$OUT/pairs_$SC.jsonl" ] || python mine.py "$RUN/scored.jsonl" -o "$OUT/pairs_$SC.jsonl" $HOLD --heldout-out "$OUT/heldout_$SC.jsonl" --negatives all \
-        --rejected-scope $SC > "$OUT/mine_$SC.log" 2>&1
+        --min-failure-rate "$MIN_FAIL" --rejected-scope $SC > "$OUT/mine_$SC.log" 2>&1
     [ -f "$OUT/pairs_greedy_$SC.jsonl" ] || python mine.py "$RUN/scored.jsonl" -o "$OUT/pairs_greedy_$SC.jsonl" $HOLD --heldout-out "$OUT/heldout_greedy_$SC.jsonl" \
         --rejected-from "$RUN/greedy_scored.jsonl" --negatives all --rejected-scope $SC > "$OUT/mine_greedy_$SC.log" 2>&1
 done

@@ -26,14 +26,14 @@ if [ "${SMOKE:-0}" = 1 ]; then   # shrunken sizes for the pipeline test (tests/t
     RUN=${RUN:-runs/smoke-s$SEED}
     N_TRAIN=${N_TRAIN:-300}; N_VAL=${N_VAL:-16}; N_TEST=${N_TEST:-24}; SFT_STEPS=${SFT_STEPS:-30}
     N_SAMPLE=${N_SAMPLE:-24}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-3}; MAX_NEW=${MAX_NEW:-48}
-    MINE_ARGS=${MINE_ARGS:-}
+    MINE_ARGS=${MINE_ARGS:-}; MIN_FAIL=${MIN_FAIL:-0}   # 30 SFT steps: errors rarely recur, the filter would leave no pair
     SFT_EVAL=${SFT_EVAL:-10}
     BATCH_ARGS=${BATCH_ARGS:---batch-size 8 --micro-batch-size 8}   # SFT and the arms: 8 sequences / pairs a step
 else
     RUN=${RUN:-runs/toy-s$SEED}
     N_TRAIN=${N_TRAIN:-30000}; N_VAL=${N_VAL:-1000}; N_TEST=${N_TEST:-2000}; SFT_STEPS=${SFT_STEPS:-2000}
     N_SAMPLE=${N_SAMPLE:-2000}; K=${K:-4}; DPO_STEPS=${DPO_STEPS:-40}; MAX_NEW=${MAX_NEW:-160}
-    MINE_ARGS=${MINE_ARGS:-}
+    MINE_ARGS=${MINE_ARGS:-}; MIN_FAIL=${MIN_FAIL:-0.5}   # sampled negatives: only errors made in >= 2 of the 4 samples
     SFT_EVAL=${SFT_EVAL:-400}
     BATCH_ARGS=${BATCH_ARGS:-}   # empty: the scripts' own batch sizes (SFT 32 sequences, DPO 32 pairs a step)
 fi
@@ -81,12 +81,14 @@ stage verify_greedy python verifier.py "$RUN/greedy.jsonl" -o "$RUN/greedy_score
 # three pair sets; the same 10% of problems are held out of all of them (held-out pair accuracy)
 # One pair per problem: its hardest wrong sample by the verifier (any kind: the weights grade them), a random wrong
 # sample, or the model's own greedy answer when that is wrong. Chosen: a clean verified-correct sample (else the
-# reference, when it verifies: the toy's training references are flawed).
+# reference, when it verifies: the toy's training references are flawed). The two sampled sets keep only negatives
+# whose final answer recurs in >= MIN_FAIL of the problem's samples (--min-failure-rate, chosen on val, README
+# "Recurring negatives only"): a one-off T = 0.8 slip is sampling noise, not an error of the model.
 HOLD="--heldout-frac 0.1 --seed $SEED --max-pairs-per-problem 1 --keep-absurd"
 stage mine         python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs.jsonl" $HOLD --heldout-out "$RUN/heldout.jsonl" \
-                       --negatives all $MINE_ARGS
+                       --negatives all --min-failure-rate "$MIN_FAIL" $MINE_ARGS
 stage mine_randneg python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs_randneg.jsonl" $HOLD --heldout-out "$RUN/heldout_randneg.jsonl" \
-                       --negatives random $MINE_ARGS
+                       --negatives random --min-failure-rate "$MIN_FAIL" $MINE_ARGS
 stage mine_greedy  python mine.py "$RUN/scored.jsonl" -o "$RUN/pairs_greedy.jsonl" $HOLD --heldout-out "$RUN/heldout_greedy.jsonl" \
                        --rejected-from "$RUN/greedy_scored.jsonl" --negatives all $MINE_ARGS
 ARM_RUNS=()
