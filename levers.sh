@@ -12,7 +12,15 @@ N_VAL=${N_VAL:-1000}; MAX_NEW=${MAX_NEW:-160}; STEPS=${STEPS:-"40 70 120"}; FIRS
 mkdir -p "$OUT"
 HOLD="--heldout-frac 0.1 --seed $SEED --max-pairs-per-problem 1 --keep-absurd"
 # the sampled pairs' recurrence filter as run.sh mined them (read back from pairs.jsonl's sidecar: one source)
-MIN_FAIL=$(python -c "import json; print(json.load(open('$RUN/pairs.jsonl.meta.json'))['args'].get('min_failure_rate', 0))")
+MIN_FAIL=$(python -c "import json, sys; print(json.load(open(sys.argv[1]))['args'].get('min_failure_rate', 0))" "$RUN/pairs.jsonl.meta.json")
+# pair files and arms already in $OUT were mined with the filter recorded here (none recorded: made before it = 0)
+PREV=$(cat "$OUT/.min_failure_rate" 2>/dev/null || { ls "$OUT"/pairs_*.jsonl > /dev/null 2>&1 && echo 0.0; } || true)
+if [ -n "$PREV" ] && [ "$(python -c 'import sys; print(float(sys.argv[1]) == float(sys.argv[2]))' "$PREV" "$MIN_FAIL")" != True ]; then
+    echo "error: $OUT holds pairs and arms mined with --min-failure-rate $PREV, but $RUN's pairs use $MIN_FAIL;" >&2
+    echo "delete $OUT (or use another RUN=) to redo the sweep" >&2
+    exit 1
+fi
+echo "$MIN_FAIL" > "$OUT/.min_failure_rate"
 for SC in before-value divergence; do   # the two other rejected scopes, on the same samples
     [ -f "$OUT/pairs_$SC.jsonl" ] || python mine.py "$RUN/scored.jsonl" -o "$OUT/pairs_$SC.jsonl" $HOLD --heldout-out "$OUT/heldout_$SC.jsonl" --negatives all \
         --min-failure-rate "$MIN_FAIL" --rejected-scope $SC > "$OUT/mine_$SC.log" 2>&1

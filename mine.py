@@ -80,8 +80,10 @@ parser.add_argument("--failure-kind", default="same-answer", choices=["any", "sa
                          "--rejected-from negative counts itself as one more draw")
 parser.add_argument("--min-failure-rate", type=float, default=0.0,
                     help="keep only negatives whose failure_rate (see --failure-kind) is at least this: a filter where "
-                         "--failure-power is a weight. 0 = keep all (default); 0.5 at K = 4 = the error recurs in >= 2 "
-                         "of the problem's samples (the model's own error, not one T = 0.8 slip)")
+                         "--failure-power is a weight. 0 = keep all (default); with same-answer, 0.5 at K = 4 = the "
+                         "error recurs in >= 2 of the problem's samples (the model's own error, not one T = 0.8 slip); "
+                         "with any, a cut on the problem's share of wrong samples; a --rejected-from negative counts "
+                         "itself, so at K = 4 it needs (c + 1) / 5 >= r (0.4 = one sample repeats it)")
 
 REQUIRED = ("problem_id", "sample_idx", "completion", "answer", "finish_reason", "profile")
 TYPES = {"problem_id": (str, int), "sample_idx": int, "completion": str, "answer": (str, int, float), "finish_reason": str,
@@ -359,7 +361,8 @@ def main(argv=None):
         heldout = [p for p in pairs if str(p["problem_id"]) in held]
         pairs = [p for p in pairs if str(p["problem_id"]) not in held]
         if not pairs:
-            raise SystemExit(f"error: --heldout-frac {args.heldout_frac} holds out every problem with pairs; none left to train on")
+            raise SystemExit(f"error: --heldout-frac {args.heldout_frac} holds out every problem with pairs; none left to train on"
+                             + (" (try a lower --min-failure-rate)" if stats["skip_rare"] else ""))
     mean_w = sum(p["weight"] for p in pairs) / len(pairs)
     for p in pairs + heldout:
         p["weight"] = round(p["weight"] / mean_w, 6)

@@ -198,6 +198,20 @@ def test_min_failure_rate_keeps_recurring_errors_before_ranking(tmp_path):
         run(tmp_path, recs, "--negatives", "all", "--min-failure-rate", "0.75", name="none.jsonl")
     with pytest.raises(SystemExit, match="--min-failure-rate"):
         run(tmp_path, recs, "--min-failure-rate", "1.5", name="bad.jsonl")
+    # a --rejected-from negative counts itself: the greedy 193 is (2 + 1) / 5 = 0.6, the greedy 180 (1 + 1) / 5 = 0.4
+    greedy = tmp_path / "greedy.jsonl"
+    for pred, kept in (("193", True), ("180", False)):
+        write_jsonl(greedy, [rec("H", 0, f" greedy {pred}", prof(nd=0.05, n_wrong=1, pred=pred))])
+        args = ("--rejected-from", greedy, "--negatives", "all", "--min-failure-rate", "0.5")
+        if kept:
+            assert [p["failure_rate"] for p in run(tmp_path, recs, *args, name="g.jsonl")] == [pytest.approx(0.6)]
+        else:
+            with pytest.raises(SystemExit, match="lower --min-failure-rate"):
+                run(tmp_path, recs, *args, name="g.jsonl")
+    # --failure-kind any: the rate is the problem's share of wrong samples (3 of 4 here), the same for every negative
+    anyk = run(tmp_path, recs, "--max-pairs-per-problem", "3", "--negatives", "all", "--failure-kind", "any",
+               "--min-failure-rate", "0.75", name="any.jsonl")
+    assert sorted(p["rejected_profile"]["pred"] for p in anyk) == ["180", "193", "193"]
 
 
 def test_model_from_scored_meta_and_no_reference(tmp_path):
