@@ -168,6 +168,23 @@ def cell(text):
     return str(text).replace("\n", "\\n").replace("|", "\\|").replace("`", "'")
 
 
+def goal_check(rep, arms=("wdpo", "dpo", "sft+", "sft")):
+    """The experiment's stated goal, read off the report (None when an arm is missing or the baseline is not the
+    control sft+): per seed, is `wdpo > dpo > sft+ >= sft` (strict, accuracies as counted), is the pooled
+    `wdpo - sft+` CI above zero, and is wdpo's gain larger on the near-miss slice than on all problems. Plus the SFT
+    accuracy's spread over seeds (the plateau check: std <= 2 points)."""
+    A = rep["arms"]
+    if rep["baseline"] != arms[2] or any(a not in A for a in arms):
+        return None
+    w, d, c, s = (A[a]["acc"] for a in arms)
+    order = [w[i] > d[i] > c[i] >= s[i] for i in range(len(w))]
+    ci_lo = A[arms[0]]["all"]["boot"][1]
+    gain, slice_gain = A[arms[0]]["all"]["boot"][0], A[arms[0]]["slice"]["boot"][0]
+    sft_std = float(np.std(s, ddof=1)) if len(s) > 1 else None
+    return {"order_per_seed": order, "wdpo_ci_above_zero": bool(ci_lo > 0),
+            "largest_gain_on_slice": bool(slice_gain > gain), "sft_std": sft_std}
+
+
 def main(argv=None):
     args = parser.parse_args(argv)
     evals = [load_eval(p) for p in args.evals]
@@ -254,6 +271,15 @@ def main(argv=None):
                     ci_str(a["slice"]["boot"]) + f" (n={a['slice']['n']})", st("slice")]
         L.append("| " + " | ".join(row) + " |")
     L += ["", "Near-miss slice: per results.json, the problems where any evaluated arm's greedy answer was a near miss."]
+    rep["goal"] = g = goal_check(rep)
+    if g is not None:
+        yes = lambda b: "yes" if b else "**no**"  # noqa: E731
+        L += ["", "## Goal check", "",
+              "- `wdpo > dpo > sft+ >= sft` per seed: " + " / ".join(yes(b) for b in g["order_per_seed"]),
+              f"- `wdpo - sft+` 95% CI above zero (pooled): {yes(g['wdpo_ci_above_zero'])}",
+              f"- `wdpo`'s gain larger on the near-miss slice than on all problems: {yes(g['largest_gain_on_slice'])}"]
+        if g["sft_std"] is not None:
+            L.append(f"- SFT accuracy std over seeds <= 2 points: {yes(g['sft_std'] <= 0.02)} ({100 * g['sft_std']:.1f})")
     if diags:
         L += ["", "## Pair diagnostics (diagnose.py)", "",
               "| file | seed | model | ref | pairs | held-out | n | logp acc | implicit-reward acc | rejected = greedy top | "

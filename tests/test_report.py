@@ -196,3 +196,42 @@ def test_report_bad_input(tmp_path):
     with pytest.raises(SystemExit, match="arm 'worse' lists other problems"):
         report.main(["--evals", str(ev)])
     assert not (tmp_path / "s0" / "summary.md").exists()
+
+
+def write_results(run, arms, n):
+    preds = {m: [{"problem_id": f"p{i}", "answer": "17", "completion": completion(17 if ok else 19), "finish_reason": "eos",
+                  "n_tokens": 30, "profile": {"correct": bool(ok), "pred": "17" if ok else "19"}} for i, ok in enumerate(v)]
+             for m, v in arms.items()}
+    (run / "eval_test").mkdir(parents=True)
+    (run / "eval_test" / "results.json").write_text(json.dumps(
+        {"models": {m: str(run / m) for m in arms}, "predictions": preds,
+         "near_miss_slice": {"problem_ids": [f"p{i}" for i in range(0, n, 2)]}}))
+    return run / "eval_test" / "results.json"
+
+
+def test_goal_check(tmp_path, monkeypatch):
+    """The summary's goal block: per seed `wdpo > dpo > sft+ >= sft`, the pooled wdpo CI, the slice, the SFT spread."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    n, evs = 400, []
+    for s in range(2):
+        rng = np.random.default_rng(s)
+        base = rng.random(n) < 0.5
+        even = np.arange(n) % 2 == 0                        # the near-miss slice: even problems
+        dpo = base | (even & (rng.random(n) < 0.15))
+        wdpo = dpo | (even & (rng.random(n) < 0.3))        # its extra gains all on the slice
+        if s == 1:
+            dpo = base & (rng.random(n) < 0.9)             # seed 1: dpo below sft+, so the order fails there
+        evs.append(write_results(tmp_path / f"s{s}", {"sft": base & (rng.random(n) < 0.95), "sft+": base,
+                                                      "dpo": dpo, "wdpo": wdpo}, n))
+    rep = report.main(["--evals", *map(str, evs), "--out", str(tmp_path / "sum.md"), "--resamples", "500"])
+    g = rep["goal"]
+    assert g["order_per_seed"] == [True, False]
+    assert g["wdpo_ci_above_zero"] and g["largest_gain_on_slice"]
+    sft = rep["arms"]["sft"]["acc"]
+    assert g["sft_std"] == pytest.approx(np.std(sft, ddof=1))
+    md = (tmp_path / "sum.md").read_text()
+    assert "## Goal check" in md and "per seed: yes / **no**" in md
+    assert json.loads((tmp_path / "report_sum.json").read_text())["goal"]["order_per_seed"] == [True, False]
+    # judged against another baseline, or without one of the four arms: no goal block
+    rep2 = report.main(["--evals", *map(str, evs), "--baseline", "dpo", "--out", str(tmp_path / "b.md"), "--resamples", "100"])
+    assert rep2["goal"] is None and "## Goal check" not in (tmp_path / "b.md").read_text()
