@@ -12,10 +12,11 @@ N_VAL=${N_VAL:-1000}; MAX_NEW=${MAX_NEW:-160}; STEPS=${STEPS:-"40 70 120"}; FIRS
 mkdir -p "$OUT"
 HOLD="--heldout-frac 0.1 --seed $SEED --max-pairs-per-problem 1 --keep-absurd"
 # the sampled pairs' recurrence filter as run.sh mined them (read back from pairs.jsonl's sidecar: one source)
-MIN_FAIL=$(python -c "import json, sys; print(json.load(open(sys.argv[1]))['args'].get('min_failure_rate', 0))" "$RUN/pairs.jsonl.meta.json")
-# pair files and arms already in $OUT were mined with the filter recorded here (none recorded: made before it = 0)
+# (printed as a Python float, so "0.0" / "0.5" compare as text below)
+MIN_FAIL=$(python -c "import json, sys; print(float(json.load(open(sys.argv[1]))['args'].get('min_failure_rate', 0)))" "$RUN/pairs.jsonl.meta.json")
+# pair files and arms already in $OUT were mined with the filter recorded here (none recorded: made before it = 0.0)
 PREV=$(cat "$OUT/.min_failure_rate" 2>/dev/null || { ls "$OUT"/pairs_*.jsonl > /dev/null 2>&1 && echo 0.0; } || true)
-if [ -n "$PREV" ] && [ "$(python -c 'import sys; print(float(sys.argv[1]) == float(sys.argv[2]))' "$PREV" "$MIN_FAIL")" != True ]; then
+if [ -n "$PREV" ] && [ "$PREV" != "$MIN_FAIL" ]; then
     echo "error: $OUT holds pairs and arms mined with --min-failure-rate $PREV, but $RUN's pairs use $MIN_FAIL;" >&2
     echo "delete $OUT (or use another RUN=) to redo the sweep" >&2
     exit 1

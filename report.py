@@ -10,8 +10,9 @@ over problems (several seeds: problems resampled as clusters, all seeds of a pro
 two-sided sign test on the discordant problems, on all problems and on the near-miss slice of each results.json;
 the most frequent first differences between the baseline's and the arm's greedy answers ("result digit +2");
 the diag_*.json of diagnose.py found in the run dirs; with arms sft, sft+ (the baseline), dpo and wdpo, the goal
-check (goal_check: `wdpo > dpo > sft+ >= sft` per seed, the wdpo CI, the near-miss slice, the SFT spread). Writes --out (Markdown), report.json and, when matplotlib
-is installed, arms_ci.png and logp_trajectories.png next to --out (named after it: summary_val.md -> report_val.json, ...).
+check (goal_check: `wdpo > dpo > sft+ >= sft` per seed, the wdpo CI, the near-miss slice, the SFT spread). Writes
+--out (Markdown), report.json and, when matplotlib is installed, arms_ci.png and logp_trajectories.png next to --out
+(named after it: summary_val.md -> report_val.json, ...).
 """
 import argparse
 import json

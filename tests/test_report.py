@@ -84,6 +84,18 @@ def completion(n):
     return f" Mia has 3 * 4 = 12 pens.\nShe finds more: 12 + 5 = {n} pens.\nThe answer is: {n}"
 
 
+def write_results(run, arms, n):
+    """run/eval_test/results.json for arms {name: bool per problem}; the near-miss slice = the even problems."""
+    preds = {m: [{"problem_id": f"p{i}", "answer": "17", "completion": completion(17 if ok else 19), "finish_reason": "eos",
+                  "n_tokens": 30, "profile": {"correct": bool(ok), "pred": "17" if ok else "19"}} for i, ok in enumerate(v)]
+             for m, v in arms.items()}
+    (run / "eval_test").mkdir(parents=True)
+    (run / "eval_test" / "results.json").write_text(json.dumps(
+        {"models": {m: str(run / m) for m in arms}, "predictions": preds,
+         "near_miss_slice": {"problem_ids": [f"p{i}" for i in range(0, n, 2)]}}))
+    return run / "eval_test" / "results.json"
+
+
 def fabricate(run, seed, n=120, history=True):
     """A run dir with results.json (arms: sft+, sft, better, worse, same) and history.json for 'better'.
     better: right on a superset of sft+'s problems; worse: on a subset; same: identical answers."""
@@ -91,19 +103,13 @@ def fabricate(run, seed, n=120, history=True):
     base = rng.random(n) < 0.6
     arms = {"sft+": base, "sft": base & (rng.random(n) < 0.9), "better": base | (rng.random(n) < 0.3),
             "worse": base & (rng.random(n) < 0.7), "same": base}
-    preds = {m: [{"problem_id": f"p{i}", "answer": "17", "completion": completion(17 if ok else 19), "finish_reason": "eos",
-                  "n_tokens": 30, "profile": {"correct": bool(ok), "pred": "17" if ok else "19"}} for i, ok in enumerate(v)]
-             for m, v in arms.items()}
-    sl = [f"p{i}" for i in range(0, n, 2)]
-    (run / "eval_test").mkdir(parents=True)
-    (run / "eval_test" / "results.json").write_text(json.dumps(
-        {"models": {m: str(run / m) for m in arms}, "predictions": preds, "near_miss_slice": {"problem_ids": sl}}))
+    ev = write_results(run, arms, n)
     for m in arms:
         (run / m).mkdir()
     if history:
         (run / "better" / "history.json").write_text(json.dumps(
             [{"step": s, "loss": 0.6, "acc": 0.5, "r_c": -0.01 * s, "r_r": -0.05 * s, "nll": 0.2, "lr": 1e-5} for s in range(1, 6)]))
-    return run / "eval_test" / "results.json", arms
+    return ev, arms
 
 
 def test_report_end_to_end(tmp_path, monkeypatch, capsys):
@@ -196,17 +202,6 @@ def test_report_bad_input(tmp_path):
     with pytest.raises(SystemExit, match="arm 'worse' lists other problems"):
         report.main(["--evals", str(ev)])
     assert not (tmp_path / "s0" / "summary.md").exists()
-
-
-def write_results(run, arms, n):
-    preds = {m: [{"problem_id": f"p{i}", "answer": "17", "completion": completion(17 if ok else 19), "finish_reason": "eos",
-                  "n_tokens": 30, "profile": {"correct": bool(ok), "pred": "17" if ok else "19"}} for i, ok in enumerate(v)]
-             for m, v in arms.items()}
-    (run / "eval_test").mkdir(parents=True)
-    (run / "eval_test" / "results.json").write_text(json.dumps(
-        {"models": {m: str(run / m) for m in arms}, "predictions": preds,
-         "near_miss_slice": {"problem_ids": [f"p{i}" for i in range(0, n, 2)]}}))
-    return run / "eval_test" / "results.json"
 
 
 def test_goal_check(tmp_path, monkeypatch):
