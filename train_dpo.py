@@ -85,6 +85,9 @@ parser.add_argument("--compile", action="store_true", help="torch.compile the po
 parser.add_argument("--head-chunk-rows", type=int, default=1024, help="labelled positions per lm_head chunk: its backward holds ~16 B x rows x V (2.5 GB for 1024 rows at V=151,936)")
 parser.add_argument("--seed", type=int, default=0, help="seed for init (toy) and pair order")
 parser.add_argument("--save-every", type=int, default=200, help="checkpoint every N steps (-1 = only at the end)")
+parser.add_argument("--snapshot-every", type=int, default=-1,
+                    help="also keep the weights of every N-th step in <out-dir>_step<N> (a learning curve from one run; "
+                         "no train state; -1 = off)")
 parser.add_argument("--log-every", type=int, default=10, help="print one log line every N steps (and at the last)")
 parser.add_argument("--resume", action="store_true", help="continue from --out-dir/train_state.safetensors (exact: same pair order)")
 parser.add_argument("--halt-after", type=int, default=-1, help="save and stop after this step as if killed (tests --resume); -1 = off")
@@ -463,6 +466,12 @@ def train(args):
         stop = step == args.halt_after
         if rank == 0 and ((args.save_every > 0 and step % args.save_every == 0) or step == steps or stop):
             save()
+        if rank == 0 and args.snapshot_every > 0 and step % args.snapshot_every == 0:
+            # the weights of this step, kept under its number: a learning curve of ONE run (one cosine schedule
+            # over `steps`), not of separate shorter runs
+            save_checkpoint(f"{args.out_dir}_step{step}", raw_model, tok,
+                            {"stage": "dpo", "step": step, "snapshot_of": args.out_dir, "parent": init_name,
+                             "ref": ref_name, "pairs": args.pairs, "args": vars(args)})
         if stop:
             print0(f"halting after step {step} (--halt-after); continue with --resume")
             break

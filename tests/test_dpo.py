@@ -165,6 +165,20 @@ def test_resume_is_exact(tmp_path, pairs):
     assert max_diff(full, resumed) == 0
 
 
+def test_snapshots_are_the_weights_of_their_step(tmp_path, pairs):
+    """--snapshot-every 2 of a 4-step run: step 2's snapshot is what a run halted at step 2 saved, step 4's the final
+    checkpoint; the snapshots carry no train state and do not change the run."""
+    full = train(pairs, tmp_path / "full", "--max-steps", "4")
+    snap = train(pairs, tmp_path / "run", "--max-steps", "4", "--snapshot-every", "2")
+    half = train(pairs, tmp_path / "half", "--max-steps", "4", "--halt-after", "2")
+    assert max_diff(full, snap) == 0
+    assert max_diff(load_file(f"{tmp_path}/run_step2/model.safetensors"), half) == 0
+    assert max_diff(load_file(f"{tmp_path}/run_step4/model.safetensors"), snap) == 0
+    assert sorted(p.name for p in tmp_path.glob("run_step*")) == ["run_step2", "run_step4"]
+    assert not (tmp_path / "run_step2" / "train_state.safetensors").exists()
+    assert json.loads((tmp_path / "run_step2" / "hardneg_meta.json").read_text())["step"] == 2
+
+
 @pytest.mark.slow
 def test_ddp_two_processes_match_single(tmp_path, pairs, monkeypatch):
     """torchrun --nproc_per_node 2 (gloo): micro 2 x accum 1 x world 2 == micro 2 x accum 2 x world 1."""
