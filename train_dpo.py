@@ -404,11 +404,13 @@ def train(args):
     opt = make_optimizer(raw_model, args.lr, args.weight_decay, device)
     step, history = restore_train_state(state, opt, args.out_dir) if state else (0, [])
 
-    def save():
-        meta = {"stage": "dpo", "step": step, "parent": init_name, "ref": ref_name, "pairs": args.pairs,
+    def meta():
+        return {"stage": "dpo", "step": step, "parent": init_name, "ref": ref_name, "pairs": args.pairs,
                 "weighting": args.weighting, "loss": args.loss, "beta": args.beta, "sft_alpha": args.sft_alpha,
                 "last": history[-1] if history else None, "args": vars(args)}
-        save_checkpoint(args.out_dir, raw_model, tok, meta, {"optimizer": opt.state_dict(), "step": step,
+
+    def save():
+        save_checkpoint(args.out_dir, raw_model, tok, meta(), {"optimizer": opt.state_dict(), "step": step,
                         "history": history, "rng": torch.get_rng_state(), "pairs_sha": sha})
         write_json(Path(args.out_dir) / "history.json", history)  # per-step log for report.py's trajectories
 
@@ -469,9 +471,7 @@ def train(args):
         if rank == 0 and args.snapshot_every > 0 and step % args.snapshot_every == 0:
             # the weights of this step, kept under its number: a learning curve of ONE run (one cosine schedule
             # over `steps`), not of separate shorter runs
-            save_checkpoint(f"{args.out_dir}_step{step}", raw_model, tok,
-                            {"stage": "dpo", "step": step, "snapshot_of": args.out_dir, "parent": init_name,
-                             "ref": ref_name, "pairs": args.pairs, "args": vars(args)})
+            save_checkpoint(f"{args.out_dir}_step{step}", raw_model, tok, {**meta(), "snapshot_of": args.out_dir})
         if stop:
             print0(f"halting after step {step} (--halt-after); continue with --resume")
             break
